@@ -9,17 +9,12 @@
 // memory before anything is written, so a failure half-way leaves stdout empty, never a partial
 // table that a script could mistake for a result.
 #include <array>
-#include <cctype>
-#include <cerrno>
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cli/arguments.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
 
@@ -27,86 +22,20 @@ namespace {
 
 namespace dc = diffpm::cosmology;
 using dc::ParameterDual;
+using namespace diffpm::cli;
 
-constexpr int kExitError = 2;
-
-/// Bad command-line input; the message is printed after "diffpm-cosmology: error: ".
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+constexpr const char* kProgram = "diffpm-cosmology";
 
 struct Options {
-  dc::Parameters<double> params;  // defaults: the library's (Planck 2018)
+  CosmologyFlags cosmology;
   std::vector<double> z, k;
   bool have_z = false, have_k = false;
-  std::optional<std::string> transfer, pk_file;  // as given, for messages
-  dc::Transfer transfer_kind = dc::CosmologyOptions{}.transfer;
   bool derivatives = false;
   bool help = false;
 };
 
-/// %.17g: enough digits for every double to round-trip exactly.
-std::string format17(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  return buf;
-}
-
-/// The shortest decimal that reads back as x, for human-facing defaults in --help.
-std::string format_short(double x) {
-  char buf[32];
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  return buf;
-}
-
-/// Why `text` is not an acceptable number, or nothing (and `out` set) if it is. Stricter than
-/// strtod alone: the whole text must be consumed, and leading blanks, NaN, infinities and
-/// values that over- or underflow a double are refused.
-std::optional<std::string> number_problem(const std::string& text, double& out) {
-  if (text.empty()) return "is empty";
-  if (std::isspace(static_cast<unsigned char>(text[0]))) return "is not a number";
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || *end != '\0') return "is not a number";
-  if (!std::isfinite(v)) return "is not finite";
-  if (errno == ERANGE) return "is out of the range of a double";
-  out = v;
-  return std::nullopt;
-}
-
-double parse_number(const std::string& flag, const std::string& text) {
-  double v = 0.0;
-  if (auto why = number_problem(text, v)) throw UsageError(flag + " '" + text + "' " + *why);
-  return v;
-}
-
-/// A comma-separated list; an empty entry ("1,,2", "1,") is an error, not a silent skip.
-std::vector<double> parse_list(const std::string& flag, const std::string& text) {
-  std::vector<double> values;
-  std::size_t start = 0;
-  for (int entry = 1;; ++entry) {
-    const std::size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
-    double v = 0.0;
-    if (auto why = number_problem(item, v)) {
-      throw UsageError(flag + " '" + text + "': entry " + std::to_string(entry) +
-                       (item.empty() ? "" : " '" + item + "'") + " " + *why);
-    }
-    values.push_back(v);
-    if (comma == std::string::npos) return values;
-    start = comma + 1;
-  }
-}
-
 void print_help() {
-  const dc::Parameters<double> d;
-  const dc::CosmologyOptions defaults;
-  const std::string transfer_default = dc::transfer_name(defaults.transfer);
-  const double z_max = 1.0 / defaults.table.a_min - 1.0;
+  const double z_max = 1.0 / dc::CosmologyOptions{}.table.a_min - 1.0;
   std::printf(
       "usage: diffpm-cosmology [parameters] --z Z1,Z2,... [--k K1,K2,...]\n"
       "                        [--transfer eh|eh_nowiggle|bbks | --pk-file FILE] [--derivatives]\n"
@@ -115,39 +44,20 @@ void print_help() {
       "  without --k: z,a,E,chi,D1,f1,D2,f2   E = H/H0, chi comoving distance in Mpc/h,\n"
       "               D1 linear growth (1 at z = 0), f1 = dlnD1/dlna, D2, f2 second order\n"
       "  with --k:    z,k,P_lin   one row per (z, k), z outer; k in h/Mpc, P in (Mpc/h)^3\n"
-      "\n"
-      "Cosmological parameters (default in brackets: Planck 2018):\n");
-  for (int i = 0; i < dc::n_parameters; ++i) {
-    const char* name = dc::parameter_names[i];
-    std::printf("  --%-9s V  %s [%s]\n", name, name, format_short(d[dc::Parameter(i)]).c_str());
-  }
+      "\n");
+  CosmologyFlags::print_help();
   std::printf(
-      "  --T_CMB     V  CMB temperature in K, also used by the transfer functions [%s]\n"
-      "  --N_eff     V  effective number of massless neutrino species [%s]\n"
-      "  --no-radiation  no photons or neutrinos in E(a) [radiation %s]\n"
       "\n"
       "Queries:\n"
       "  --z Z1,Z2,...   redshifts, required, 0 <= z <= %s\n"
       "  --k K1,K2,...   wavenumbers in h/Mpc (> 0): print P_lin(k, z) instead\n"
-      "  --transfer T    eh (Eisenstein & Hu), eh_nowiggle, bbks [%s]\n"
-      "  --pk-file FILE  P(k) at z = 0 from FILE (columns k [h/Mpc], P [(Mpc/h)^3]),\n"
-      "                  rescaled to sigma8; replaces --transfer\n"
       "  --derivatives   add a column dQ/dX for each printed quantity Q and each\n"
       "                  X in Omega_c, Omega_b, h, n_s, sigma8, Omega_k, w0, wa (exact,\n"
       "                  forward-mode automatic differentiation)\n"
       "  -h, --help      print this help and exit\n"
       "\n"
       "Errors print one line on stderr and exit with status 2.\n",
-      format_short(d.T_CMB).c_str(), format_short(d.N_eff).c_str(), d.radiation ? "on" : "off",
-      format_short(z_max).c_str(), transfer_default.c_str());
-}
-
-/// Library messages start with "diffpm: "; after our own prefix that would be noise.
-std::string library_message(const std::exception& e) {
-  std::string m = e.what();
-  const std::string prefix = "diffpm: ";
-  if (m.compare(0, prefix.size(), prefix) == 0) m.erase(0, prefix.size());
-  return m;
+      format_short(z_max).c_str());
 }
 
 Options parse_arguments(int argc, char** argv) {
@@ -157,10 +67,6 @@ Options parse_arguments(int argc, char** argv) {
     if (flag == "-h" || flag == "--help") {
       o.help = true;  // help wins over whatever follows it
       return o;
-    }
-    if (flag == "--no-radiation") {
-      o.params.radiation = false;
-      continue;
     }
     if (flag == "--derivatives") {
       o.derivatives = true;
@@ -172,19 +78,8 @@ Options parse_arguments(int argc, char** argv) {
       if (i + 1 >= argc) throw UsageError(flag + " needs a value");
       return argv[++i];
     };
-    bool is_parameter = false;
-    for (int p = 0; p < dc::n_parameters; ++p) {
-      if (flag == std::string("--") + dc::parameter_names[p]) {
-        o.params[dc::Parameter(p)] = parse_number(flag, value());
-        is_parameter = true;
-      }
-    }
-    if (is_parameter) continue;
-    if (flag == "--T_CMB") {
-      o.params.T_CMB = parse_number(flag, value());
-    } else if (flag == "--N_eff") {
-      o.params.N_eff = parse_number(flag, value());
-    } else if (flag == "--z") {
+    if (o.cosmology.parse(flag, value)) continue;
+    if (flag == "--z") {
       const std::string text = value();
       o.z = parse_list(flag, text);
       // The tables start at a_min: checking here names the flag, which the library cannot.
@@ -207,42 +102,13 @@ Options parse_arguments(int argc, char** argv) {
         }
       }
       o.have_k = true;
-    } else if (flag == "--transfer") {
-      // The library owns the list of names; its message says which ones exist.
-      o.transfer = value();
-      try {
-        o.transfer_kind = dc::transfer_from_name(*o.transfer);
-      } catch (const std::exception& e) {
-        throw UsageError("--transfer '" + *o.transfer + "': " + library_message(e));
-      }
-    } else if (flag == "--pk-file") {
-      o.pk_file = value();
     } else {
       throw UsageError("unknown flag '" + flag + "' (see --help)");
     }
   }
   if (!o.have_z) throw UsageError("missing --z (the redshifts to print; see --help)");
-  if (o.transfer && o.pk_file) {
-    throw UsageError("--pk-file '" + *o.pk_file + "' and --transfer '" + *o.transfer +
-                     "' conflict: the file replaces the transfer function");
-  }
+  o.cosmology.finish();
   return o;
-}
-
-dc::CosmologyOptions cosmology_options(const Options& o) {
-  dc::CosmologyOptions c;
-  if (o.pk_file) {
-    c.transfer = dc::Transfer::tabulated;
-    try {
-      c.power_table = std::make_shared<const dc::PowerTable>(dc::PowerTable::from_file(*o.pk_file));
-    } catch (const std::exception& e) {
-      // The library's message names the path too; the flag tells which input it was.
-      throw UsageError("--pk-file '" + *o.pk_file + "': " + library_message(e));
-    }
-  } else {
-    c.transfer = o.transfer_kind;
-  }
-  return c;
 }
 
 /// The CSV header: input columns, quantity columns, then (with derivatives) dQ/dX for each Q in
@@ -291,9 +157,9 @@ std::array<T, 6> background_quantities(const dc::Cosmology<T>& c, double a) {
 /// Mode 1 (no --k): z,a,E,chi,D1,f1,D2,f2 at each redshift.
 std::string background_table(const Options& o, const dc::CosmologyOptions& copt) {
   const std::array<const char*, 6> names = {"E", "chi", "D1", "f1", "D2", "f2"};
-  const dc::Cosmology<double> c(o.params, copt);
+  const dc::Cosmology<double> c(o.cosmology.params, copt);
   std::optional<dc::Cosmology<ParameterDual>> cd;
-  if (o.derivatives) cd.emplace(dc::seed_parameters(o.params), copt);
+  if (o.derivatives) cd.emplace(dc::seed_parameters(o.cosmology.params), copt);
   std::string out = header({"z", "a"}, names, o.derivatives);
   for (double z : o.z) {
     const double a = 1.0 / (1.0 + z);
@@ -307,9 +173,9 @@ std::string background_table(const Options& o, const dc::CosmologyOptions& copt)
 /// Mode 2 (--k): z,k,P_lin for every (z, k), z in the outer loop.
 std::string power_table(const Options& o, const dc::CosmologyOptions& copt) {
   const std::array<const char*, 1> names = {"P_lin"};
-  const dc::Cosmology<double> c(o.params, copt);
+  const dc::Cosmology<double> c(o.cosmology.params, copt);
   std::optional<dc::Cosmology<ParameterDual>> cd;
-  if (o.derivatives) cd.emplace(dc::seed_parameters(o.params), copt);
+  if (o.derivatives) cd.emplace(dc::seed_parameters(o.cosmology.params), copt);
   std::string out = header({"z", "k"}, names, o.derivatives);
   for (double z : o.z) {
     const double a = 1.0 / (1.0 + z);
@@ -322,15 +188,6 @@ std::string power_table(const Options& o, const dc::CosmologyOptions& copt) {
   return out;
 }
 
-/// One line on stderr, whatever the message quotes (a file name may hold a newline).
-int fail(std::string message) {
-  for (char& c : message) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  std::fprintf(stderr, "diffpm-cosmology: error: %s\n", message.c_str());
-  return kExitError;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -338,21 +195,21 @@ int main(int argc, char** argv) {
     const Options o = parse_arguments(argc, argv);
     if (o.help) {
       print_help();
-      return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout");
+      return std::fflush(stdout) == 0 ? 0 : fail(kProgram, "cannot write to stdout");
     }
-    const dc::CosmologyOptions copt = cosmology_options(o);
+    const dc::CosmologyOptions copt = o.cosmology.options();
     const std::string table = o.have_k ? power_table(o, copt) : background_table(o, copt);
     if (std::fwrite(table.data(), 1, table.size(), stdout) != table.size() ||
         std::fflush(stdout) != 0) {
-      return fail("cannot write to stdout");
+      return fail(kProgram, "cannot write to stdout");
     }
     return 0;
   } catch (const UsageError& e) {
-    return fail(e.what());
+    return fail(kProgram, e.what());
   } catch (const std::exception& e) {
     // diffpm::InvalidArgument / OutOfRange / IoError name the parameter and value themselves.
-    return fail(library_message(e));
+    return fail(kProgram, library_message(e));
   } catch (...) {
-    return fail("unexpected internal error");
+    return fail(kProgram, "unexpected internal error");
   }
 }
