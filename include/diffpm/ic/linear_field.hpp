@@ -1,0 +1,221 @@
+/// \file
+/// \brief Linear density delta_L(k) from white noise and P_lin (docs/conventions.md), and adjoint.
+#pragma once
+
+#include <cmath>
+#include <complex>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/core/error.hpp"
+#include "diffpm/core/openmp.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/mesh/field.hpp"
+
+namespace diffpm::ic {
+
+// Gradients of half-spectrum fields. A ComplexField D stands for the Hermitian full spectrum of
+// a real field d(x) = (1/N) sum_n D_n e^{+i k_n.x}. Its gradient Dbar is the half spectrum of the
+// Hermitian array with dL = Re sum_{n, full spectrum} conj(Dbar_n) dD_n for every Hermitian dD;
+// equivalently Dbar = (1/N) r2c(dbar) with dbar(x) = dL/dd(x), the gradient of the real field
+// (spectrum_from_real_adjoint). Every adjoint in ic/ and particles/lpt.hpp takes and returns
+// spectrum gradients in this convention, so they compose with no factor; spectrum_dot is the
+// matching inner product, for dot-product tests.
+
+/// How many full-spectrum modes the half-spectrum entry with index kz stands for: 1 on the
+/// kz = 0 plane and on the Nyquist plane kz = n_z/2 of an even n_z (both already hold n and -n
+/// as separate entries, or a self-conjugate mode), 2 elsewhere (n and its unstored conjugate).
+inline int spectrum_multiplicity(const mesh::Grid& grid, int kz) {
+  return (kz == 0 || grid.is_nyquist(2, kz)) ? 1 : 2;
+}
+
+/// Re sum over the full spectrum of conj(a_n) b_n, for Hermitian a and b given as half spectra.
+template <class T>
+double spectrum_dot(const mesh::ComplexField<T>& a, const mesh::ComplexField<T>& b) {
+  if (a.grid != b.grid) throw InvalidArgument("spectrum_dot: the two spectra are on other meshes");
+  const mesh::Grid& g = a.grid;
+  const int nzc = g.complex_nz();
+  double sum = 0.0;
+  DIFFPM_OMP(omp parallel for reduction(+ : sum) schedule(static))
+  for (int i = 0; i < g.n[0]; ++i)
+    for (int j = 0; j < g.n[1]; ++j)
+      for (int kz = 0; kz < nzc; ++kz) {
+        const std::complex<double> x(a(i, j, kz)), y(b(i, j, kz));
+        sum += spectrum_multiplicity(g, kz) * (x.real() * y.real() + x.imag() * y.imag());
+      }
+  return sum;
+}
+
+/// d(x) = (1/N) c2r(D): the real field of a spectrum (docs/conventions.md). D is preserved.
+template <class T>
+void real_from_spectrum(const FftPlan<T>& plan, const mesh::ComplexField<T>& spectrum,
+                        mesh::RealField<T>& out) {
+  mesh::ComplexField<T> scratch = spectrum;
+  if (out.grid != plan.grid()) out = mesh::RealField<T>(plan.grid());
+  plan.inverse_destroying_input(scratch, out);
+  const T inv_n = T(1.0 / double(plan.grid().size()));
+  for (auto& v : out.data) v *= inv_n;
+}
+
+/// Adjoint of real_from_spectrum: the spectrum gradient Dbar = (1/N) r2c(dbar).
+template <class T>
+void real_from_spectrum_adjoint(const FftPlan<T>& plan, const mesh::RealField<T>& real_bar,
+                                mesh::ComplexField<T>& spectrum_bar) {
+  if (spectrum_bar.grid != plan.grid()) spectrum_bar = mesh::ComplexField<T>(plan.grid());
+  plan.forward(real_bar, spectrum_bar);
+  const T inv_n = T(1.0 / double(plan.grid().size()));
+  for (auto& v : spectrum_bar.data) v *= inv_n;
+}
+
+/// Per-mode coefficients c_n = sqrt(P(|k_n|) N / V) on the half spectrum (Grid::complex_index
+/// order), c_0 = 0: delta_L,n = c_n w_n (docs/conventions.md, "Linear initial conditions").
+/// `power` maps k in h/Mpc to P in (Mpc/h)^3. Kept in double whatever the field precision: they
+/// are the scalar coefficients through which dL/dP_lin flows (DESIGN.md), dc_n/dP = c_n/(2P).
+/// Throws InvalidArgument naming k and P when P is not finite and > 0.
+template <class Power,
+          class = std::enable_if_t<std::is_invocable_r_v<double, const Power&, double>>>
+std::vector<double> mode_amplitudes(const mesh::Grid& grid, const Power& power) {
+  grid.validate();
+  const int nzc = grid.complex_nz();
+  const double n_over_v = double(grid.size()) / grid.volume();
+  std::vector<double> c(grid.complex_size(), 0.0);
+  // P is evaluated serially: user callables (and error reporting) need not be thread-safe.
+  for (int i = 0; i < grid.n[0]; ++i)
+    for (int j = 0; j < grid.n[1]; ++j)
+      for (int kz = 0; kz < nzc; ++kz) {
+        if (i == 0 && j == 0 && kz == 0) continue;
+        const double kx = grid.wavenumber(0, i), ky = grid.wavenumber(1, j),
+                     kzv = grid.wavenumber(2, kz);
+        const double k = std::sqrt(kx * kx + ky * ky + kzv * kzv);
+        const double p = power(k);
+        if (!std::isfinite(p) || !(p > 0.0)) {
+          throw InvalidArgument("linear field: P(k = " + format_number(k) + " h/Mpc) = " +
+                                format_number(p) + " (Mpc/h)^3 (must be finite and > 0)");
+        }
+        c[grid.complex_index(i, j, kz)] = std::sqrt(p * n_over_v);
+      }
+  return c;
+}
+
+/// The coefficients of the cosmology's P_lin(k, a) = P_lin(k, 1) D1(a)^2 (a = 1: today).
+inline std::vector<double> mode_amplitudes(const mesh::Grid& grid,
+                                           const cosmology::Cosmology<double>& cosmology,
+                                           double a = 1.0) {
+  return mode_amplitudes(grid, [&](double k) { return cosmology.linear_power(k, a); });
+}
+
+struct LinearFieldOptions {
+  /// Angulo & Pontzen 2016 (arXiv:1603.05253, eq. 3 with |w| fixed): every |w_n| is replaced by
+  /// its rms sqrt(N), the phase kept, so (V/N^2)|delta_n|^2 = P_lin(k_n) on every mode.
+  bool fixed_amplitude = false;
+};
+
+namespace detail {
+inline void check_linear_inputs(const mesh::Grid& plan_grid, const mesh::Grid& noise_grid,
+                                const std::vector<double>& amplitude) {
+  if (noise_grid != plan_grid) {
+    throw InvalidArgument("linear field: the noise is on a " + std::to_string(noise_grid.n[0]) +
+                          "x" + std::to_string(noise_grid.n[1]) + "x" +
+                          std::to_string(noise_grid.n[2]) + " mesh, the FFT plan on " +
+                          std::to_string(plan_grid.n[0]) + "x" + std::to_string(plan_grid.n[1]) +
+                          "x" + std::to_string(plan_grid.n[2]) + " (or other box lengths)");
+  }
+  if (amplitude.size() != plan_grid.complex_size()) {
+    throw InvalidArgument("linear field: " + std::to_string(amplitude.size()) +
+                          " mode amplitudes for a half spectrum of " +
+                          std::to_string(plan_grid.complex_size()) + " modes");
+  }
+}
+}  // namespace detail
+
+/// delta_L,n = c_n w_n with w_n = r2c(noise)_n (fixed amplitude: c_n sqrt(N) w_n/|w_n|), the
+/// linear density in the conventions' discrete normalisation, (V/N^2)<|delta_n|^2> = P(k_n).
+/// `amplitude` from mode_amplitudes (c_0 = 0 gives delta_L,0 = 0). Real-space field:
+/// real_from_spectrum. Throws InvalidArgument if noise, plan or amplitudes disagree in shape.
+template <class T>
+void linear_field(const FftPlan<T>& plan, const mesh::RealField<T>& noise,
+                  const std::vector<double>& amplitude, mesh::ComplexField<T>& delta,
+                  const LinearFieldOptions& options = {}) {
+  const mesh::Grid& g = plan.grid();
+  detail::check_linear_inputs(g, noise.grid, amplitude);
+  if (delta.grid != g) delta = mesh::ComplexField<T>(g);
+  plan.forward(noise, delta);
+  const double sqrt_n = std::sqrt(double(g.size()));
+  const std::ptrdiff_t m = std::ptrdiff_t(g.complex_size());
+  std::complex<T>* d = delta.data.data();
+  const double* c = amplitude.data();
+  const bool fixed = options.fixed_amplitude;
+  DIFFPM_OMP(omp parallel for schedule(static))
+  for (std::ptrdiff_t n = 0; n < m; ++n) {
+    const std::complex<double> w(d[n]);
+    if (!fixed) {
+      d[n] = std::complex<T>(c[n] * w);
+    } else {
+      const double r = std::abs(w);  // 0 has probability 0; it then stays 0
+      d[n] = r > 0.0 ? std::complex<T>((c[n] * sqrt_n / r) * w) : std::complex<T>(0);
+    }
+  }
+}
+
+/// Vector-Jacobian product of linear_field. Given the spectrum gradient delta_bar (convention at
+/// the top of this file) returns noise_bar = dL/dnoise(x) and, if amplitude_bar is not null,
+/// dL/dc per half-spectrum entry, with the entry's multiplicity folded in, so that
+/// dL/dtheta = sum_entries amplitude_bar[e] dc_e/dtheta for coefficients that are functions of
+/// |k| (as mode_amplitudes makes them).
+///
+/// Derivation, with W = r2c(noise) (full spectrum) and D = g(W):
+///  - W = F noise gives noise_bar(x) = Re sum_n Wbar_n e^{+ik.x} = c2r(Wbar) (unnormalised).
+///  - free amplitude, D = c W: Wbar = c Dbar, dL/dc_n = Re(conj(Dbar_n) W_n).
+///  - fixed, D = s u with s = c sqrt(N), u = W/|W|: du = i u Im(conj(u) dW)/|W|, so
+///    Wbar = (s/|W|) Im(Dbar conj(u)) i u, dL/dc_n = sqrt(N) Re(conj(Dbar_n) u_n).
+/// With free amplitude the map noise -> delta(x) is (1/N) F^H C F: symmetric, its own adjoint.
+template <class T>
+void linear_field_adjoint(const FftPlan<T>& plan, const mesh::RealField<T>& noise,
+                          const std::vector<double>& amplitude,
+                          const mesh::ComplexField<T>& delta_bar, mesh::RealField<T>& noise_bar,
+                          std::vector<double>* amplitude_bar = nullptr,
+                          const LinearFieldOptions& options = {}) {
+  const mesh::Grid& g = plan.grid();
+  detail::check_linear_inputs(g, noise.grid, amplitude);
+  if (delta_bar.grid != g) throw InvalidArgument("linear field adjoint: delta_bar on another mesh");
+  mesh::ComplexField<T> w(g);
+  plan.forward(noise, w);
+  if (amplitude_bar) amplitude_bar->assign(g.complex_size(), 0.0);
+  const double sqrt_n = std::sqrt(double(g.size()));
+  const int nzc = g.complex_nz();
+  const double* c = amplitude.data();
+  const bool fixed = options.fixed_amplitude;
+  DIFFPM_OMP(omp parallel for schedule(static))
+  for (int i = 0; i < g.n[0]; ++i)
+    for (int j = 0; j < g.n[1]; ++j)
+      for (int kz = 0; kz < nzc; ++kz) {
+        const std::size_t n = g.complex_index(i, j, kz);
+        const std::complex<double> wn(w.data[n]), db(delta_bar.data[n]);
+        std::complex<double> wbar, dd_dc;  // dD/dc
+        if (!fixed) {
+          wbar = c[n] * db;
+          dd_dc = wn;
+        } else {
+          const double r = std::abs(wn);
+          if (r > 0.0) {
+            const std::complex<double> u = wn / r;
+            wbar =
+                (c[n] * sqrt_n / r) * std::imag(db * std::conj(u)) * std::complex<double>(0, 1) * u;
+            dd_dc = sqrt_n * u;
+          }
+        }
+        w.data[n] = std::complex<T>(wbar);
+        if (amplitude_bar) {
+          (*amplitude_bar)[n] =
+              spectrum_multiplicity(g, kz) * (db.real() * dd_dc.real() + db.imag() * dd_dc.imag());
+        }
+      }
+  if (noise_bar.grid != g) noise_bar = mesh::RealField<T>(g);
+  plan.inverse_destroying_input(w, noise_bar);
+}
+
+}  // namespace diffpm::ic
