@@ -1,0 +1,190 @@
+/// \file
+/// \brief Race-free, thread-count-independent CIC painting on the CPU: particles bucketed by
+/// x-plane, planes painted in colour phases.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "diffpm/core/error.hpp"
+#include "diffpm/core/openmp.hpp"
+#include "diffpm/mesh/field.hpp"
+#include "diffpm/particles/detail/cic_weights.hpp"
+
+namespace diffpm::particles::detail {
+
+template <class T>
+CicGeometry<T> cic_geometry(const mesh::Grid& grid) {
+  CicGeometry<T> g;
+  for (int d = 0; d < 3; ++d) {
+    g.n[d] = grid.n[d];
+    g.cells_per_length[d] = static_cast<T>(grid.n[d] / grid.length[d]);
+  }
+  g.stride_x = std::size_t(grid.n[1]) * grid.n[2];
+  g.stride_y = std::size_t(grid.n[2]);
+  return g;
+}
+
+inline std::string describe(const mesh::Grid& g) {
+  return std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" + std::to_string(g.n[2]) +
+         " cells in " + format_number(g.length[0]) + "x" + format_number(g.length[1]) + "x" +
+         format_number(g.length[2]) + " (Mpc/h)^3";
+}
+
+/// Throws InvalidArgument unless `field` is a valid mesh (on `expected`, when given).
+template <class T>
+void check_field(const mesh::RealField<T>& field, const char* function, const char* name,
+                 const mesh::Grid* expected = nullptr) {
+  field.grid.validate();
+  if (field.data.size() != field.grid.size()) {
+    throw InvalidArgument(std::string(function) + ": " + name + " holds " +
+                          std::to_string(field.data.size()) + " values for a mesh of " +
+                          describe(field.grid));
+  }
+  if (expected && field.grid != *expected) {
+    throw InvalidArgument(std::string(function) + ": " + name + " is on a mesh of " +
+                          describe(field.grid) + ", expected " + describe(*expected));
+  }
+}
+
+inline void check_size(std::size_t size, std::size_t expected, const char* function,
+                       const char* name) {
+  if (size != expected) {
+    throw InvalidArgument(std::string(function) + ": " + name + " has " + std::to_string(size) +
+                          " entries for " + std::to_string(expected) + " particles");
+  }
+}
+
+/// An accumulated output: sized to n_particles (zeros) if empty, else it must already be.
+template <class V>
+void prepare_accumulator(V& v, std::size_t n_particles, const char* function, const char* name) {
+  if (v.empty()) {
+    v.resize(n_particles);
+    std::fill(v.begin(), v.end(), typename V::value_type{});
+  }
+  check_size(v.size(), n_particles, function, name);
+}
+
+template <class T>
+bool finite_position(const std::array<T, 3>& x) {
+  return std::isfinite(x[0]) && std::isfinite(x[1]) && std::isfinite(x[2]);
+}
+
+/// Throws InvalidArgument naming the first particle with a non-finite coordinate. Called only
+/// after a parallel pass has flagged one, so the common path pays nothing for it.
+template <class T>
+[[noreturn]] void throw_non_finite(const std::vector<std::array<T, 3>>& positions,
+                                   const char* function) {
+  for (std::size_t p = 0; p < positions.size(); ++p) {
+    const auto& x = positions[p];
+    if (!finite_position(x)) {
+      throw InvalidArgument(std::string(function) + ": position of particle " + std::to_string(p) +
+                            " is (" + format_number(double(x[0])) + ", " +
+                            format_number(double(x[1])) + ", " + format_number(double(x[2])) +
+                            ") Mpc/h (must be finite)");
+    }
+  }
+  throw InvalidArgument(std::string(function) + ": non-finite position");  // not reached
+}
+
+/// Particle indices stably sorted by the x-plane lo of their stencil (a counting sort):
+/// order[start[i] .. start[i + 1]) are the particles with lo = i, in increasing index order.
+/// A stable sort has a single result, so the order does not depend on the thread count.
+struct PlaneBuckets {
+  std::vector<std::uint32_t> order;
+  std::vector<std::size_t> start;
+};
+
+/// Buckets the particles by x-plane; throws InvalidArgument (before anything is written) on a
+/// non-finite coordinate or more than 2^32 - 1 particles.
+template <class T>
+PlaneBuckets bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
+                             const CicGeometry<T>& g, const char* function) {
+  const std::size_t n_particles = positions.size();
+  if (n_particles > std::numeric_limits<std::uint32_t>::max()) {
+    throw InvalidArgument(std::string(function) + ": " + std::to_string(n_particles) +
+                          " particles in one call (at most 2^32 - 1; paint in batches with "
+                          "accumulate = true)");
+  }
+  const int nx = g.n[0];
+  const T sx = g.cells_per_length[0];
+  // Fixed particle blocks, one per thread; any split gives the same stable order.
+  const int n_blocks = std::max(1, std::min<int>(max_threads(), int(n_particles / 4096) + 1));
+  std::vector<std::size_t> counts(std::size_t(n_blocks) * nx, 0);
+  const auto block_begin = [&](int b) { return n_particles * std::size_t(b) / n_blocks; };
+
+  int bad = 0;
+  DIFFPM_OMP(omp parallel for schedule(static, 1) reduction(| : bad))
+  for (int b = 0; b < n_blocks; ++b) {
+    std::size_t* count = counts.data() + std::size_t(b) * nx;
+    for (std::size_t p = block_begin(b); p < block_begin(b + 1); ++p) {
+      const auto& x = positions[p];
+      bad |= !finite_position(x);
+      ++count[cic_axis(x[0], sx, nx).lo];
+    }
+  }
+  if (bad) throw_non_finite(positions, function);
+
+  PlaneBuckets buckets;
+  buckets.start.assign(std::size_t(nx) + 1, 0);
+  std::size_t running = 0;
+  for (int i = 0; i < nx; ++i) {
+    buckets.start[i] = running;
+    for (int b = 0; b < n_blocks; ++b) {
+      std::size_t& c = counts[std::size_t(b) * nx + i];
+      const std::size_t n = c;
+      c = running;  // becomes block b's first slot in plane i
+      running += n;
+    }
+  }
+  buckets.start[nx] = running;
+
+  buckets.order.resize(n_particles);
+  DIFFPM_OMP(omp parallel for schedule(static, 1))
+  for (int b = 0; b < n_blocks; ++b) {
+    std::size_t* next = counts.data() + std::size_t(b) * nx;
+    for (std::size_t p = block_begin(b); p < block_begin(b + 1); ++p) {
+      buckets.order[next[cic_axis(positions[p][0], sx, nx).lo]++] = std::uint32_t(p);
+    }
+  }
+  return buckets;
+}
+
+/// Calls deposit(p) once for every particle, so that no two concurrent calls write the same
+/// mesh point and every mesh point receives its contributions in an order fixed by the
+/// positions alone.
+///
+/// Chunk i is x-plane i; its particles write planes i and i + 1 (mod n_x), so only neighbouring
+/// chunks conflict. Chunks run in colour phases separated by barriers: even chunks, then odd
+/// chunks; with n_x odd the last chunk (even, but touching plane 0 through the wrap) runs alone
+/// in a third phase. Inside a chunk, particles go in index order. A mesh point in plane i thus
+/// sums the particles of chunk i - 1 and chunk i in the phase order, each in index order:
+/// bitwise the same result for any thread count, with or without OpenMP, and no per-thread
+/// mesh copies.
+template <class Deposit>
+void paint_by_planes(const PlaneBuckets& buckets, int nx, const Deposit& deposit) {
+  const int n_colours = nx % 2 == 0 ? 2 : 3;
+  DIFFPM_OMP(omp parallel) {
+    for (int colour = 0; colour < n_colours; ++colour) {
+      const int first = colour == 2 ? nx - 1 : colour;
+      const int end = colour == 2 ? nx : (nx % 2 == 0 ? nx : nx - 1);
+      const int n_chunks = end > first ? (end - first + 1) / 2 : 0;
+      // The implicit barrier at the end of the loop separates the phases.
+      DIFFPM_OMP(omp for schedule(dynamic, 1))
+      for (int t = 0; t < n_chunks; ++t) {
+        const int chunk = first + 2 * t;
+        for (std::size_t q = buckets.start[chunk]; q < buckets.start[chunk + 1]; ++q) {
+          deposit(std::size_t(buckets.order[q]));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace diffpm::particles::detail
