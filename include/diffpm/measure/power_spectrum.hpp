@@ -227,7 +227,7 @@ void bin_modes(const mesh::Grid& g, const std::vector<double>& edges, int n_valu
   for (int i = 0; i < nx; ++i) {
     double* slab = slabs.data() + std::size_t(i) * stride;
     const double kx = g.wavenumber(0, i);
-    double values[8];
+    double values[8] = {};  // filled by value(); zeroed so GCC sees it initialised
     for (int j = 0; j < ny; ++j) {
       const double ky = ky_table[j];
       for (int kz = 0; kz < nzc; ++kz) {

@@ -1,0 +1,171 @@
+/// \file
+/// \brief The particle-mesh gravitational force and its adjoint (vector-Jacobian product).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/core/error.hpp"
+#include "diffpm/core/openmp.hpp"
+#include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/fourier_kernels.hpp"
+#include "diffpm/particles/cic.hpp"
+
+namespace diffpm::nbody {
+
+/// Wall-clock seconds spent in each part of the force, accumulated over calls (for the
+/// benchmarks' step breakdown; reset with `timings = {}`).
+struct ForceTimings {
+  double paint = 0, fft = 0, kernels = 0, readout = 0;
+  double total() const { return paint + fft + kernels + readout; }
+};
+
+/// F = -grad phi with lap phi = 3/2 Omega_m delta at each particle (PHYSICS.md; FastPM's
+/// force), on a periodic mesh:
+///   counts = paint_CIC(x),  delta_k = (N_cells / N_p) r2c(counts)  (the mean drops out at k = 0),
+///   F_d,k = i G_d(k) S(k) (3/2 Omega_m) delta_k / |k|_L^2     (mesh/fourier_kernels.hpp),
+///   F_d(x_p) = readout_CIC(c2r(F_d,k) / N_cells)(x_p),
+/// with the gradient G, Laplacian L and smoothing S chosen in `kernel`. One r2c and three c2r
+/// transforms per call; the three force components pass through one real mesh in turn, so the
+/// memory is one real and two half-complex meshes whatever the number of particles.
+///
+/// Each particle has mass 1 / N_p of the box (its mean density is 1), where N_p is the number
+/// of particles the mean density is made of: by default those passed in, or a fixed count set
+/// in the constructor when a call sees only some of them.
+template <class T>
+class PmForce {
+ public:
+  PmForce(const mesh::Grid& grid, mesh::ForceKernelOptions kernel = {}, std::size_t mean_count = 0,
+          int threads = max_threads())
+      : plan_(grid, threads),
+        kernel_(kernel),
+        mean_count_(mean_count),
+        real_(grid),
+        k_(grid),
+        work_k_(grid) {}
+
+  const mesh::Grid& grid() const { return plan_.grid(); }
+  const FftPlan<T>& plan() const { return plan_; }
+  ForceTimings timings;
+
+  /// F (resized to x.size()) at positions x for matter density Omega_m.
+  void operator()(const particles::Positions<T>& x, double Omega_m, particles::Positions<T>& F) {
+    check_omega(Omega_m);
+    density_spectrum(x);
+    F.assign(x.size(), {T(0), T(0), T(0)});
+    std::vector<T> component;
+    for (int d = 0; d < 3; ++d) {
+      force_mesh(d, Omega_m);
+      auto t0 = clock::now();
+      particles::readout_cic(real_, x, component);
+      const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+      DIFFPM_OMP(omp parallel for schedule(static))
+      for (std::ptrdiff_t p = 0; p < n; ++p) F[p][d] = component[p];
+      timings.readout += seconds_since(t0);
+    }
+  }
+
+  /// Vector-Jacobian product: given F_bar = dL/dF, accumulates x_bar += (dF/dx)^T F_bar and
+  /// returns dL/dOmega_m = <F_bar, F> / Omega_m (F is linear in Omega_m). Two terms
+  /// (PHYSICS.md, adjoint of the kick): (1) the readout weights move with x:
+  /// x_bar_p += sum_d F_bar_p,d grad(readout of F_d mesh)(x_p); (2) through the mesh: paint the
+  /// components of F_bar (readout^T), apply the transposed kernels (conj K, same scaling), sum
+  /// into one density adjoint, and read its gradient at x_p (paint^T with respect to x).
+  /// The forward meshes are recomputed here, so nothing is stored between the two passes.
+  double adjoint(const particles::Positions<T>& x, double Omega_m,
+                 const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar) {
+    check_omega(Omega_m);
+    if (F_bar.size() != x.size()) {
+      throw InvalidArgument("PmForce::adjoint: " + std::to_string(F_bar.size()) +
+                            " force adjoints for " + std::to_string(x.size()) + " particles");
+    }
+    if (x_bar.empty()) x_bar.assign(x.size(), {T(0), T(0), T(0)});
+    if (x_bar.size() != x.size()) {
+      throw InvalidArgument("PmForce::adjoint: x_bar has " + std::to_string(x_bar.size()) +
+                            " entries for " + std::to_string(x.size()) + " particles");
+    }
+    density_spectrum(x);  // k_ keeps the counts spectrum: force_mesh() only reads it
+    mesh::ComplexField<T> delta_bar_k(grid());
+    mesh::RealField<T> bar(grid());
+    std::vector<T> component_bar(x.size());
+    particles::Positions<T> gradient;
+    double omega_bar = 0.0;
+    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+    for (int d = 0; d < 3; ++d) {
+      force_mesh(d, Omega_m);  // real_ = F_d mesh
+      // (1) readout weights: x_bar += F_bar_d grad F_d(x); and <F_bar_d, F_d> for Omega_m.
+      particles::readout_cic_gradient(real_, x, gradient);
+      std::vector<T> F_d;
+      particles::readout_cic(real_, x, F_d);
+      double dot = 0.0;
+      DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
+      for (std::ptrdiff_t p = 0; p < n; ++p) {
+        component_bar[p] = F_bar[p][d];
+        for (int e = 0; e < 3; ++e) x_bar[p][e] += F_bar[p][d] * gradient[p][e];
+        dot += double(F_bar[p][d]) * double(F_d[p]);
+      }
+      omega_bar += dot / Omega_m;
+      // (2) readout^T (paint of F_bar_d), then the transposed kernel, accumulated over d.
+      particles::paint_cic(x, component_bar, bar);
+      plan_.forward(bar, work_k_);
+      mesh::apply_force_kernel_adjoint(
+          work_k_, d, kernel_, Omega_m, scale(x.size()), delta_bar_k,
+          d == 0 ? mesh::OutputMode::overwrite : mesh::OutputMode::accumulate);
+    }
+    plan_.inverse_destroying_input(delta_bar_k, bar);  // dL/dcounts
+    T weight_bar = 0;
+    particles::paint_cic_adjoint(bar, x, T(1), x_bar, weight_bar);
+    return omega_bar;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static double seconds_since(clock::time_point t0) {
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  }
+
+  void check_omega(double Omega_m) const {
+    if (!(Omega_m > 0.0) || !std::isfinite(Omega_m)) {
+      throw InvalidArgument("PmForce: Omega_m = " + format_number(Omega_m) +
+                            " (must be finite and > 0)");
+    }
+  }
+
+  /// 1/N_p: the (N_cells / N_p) of the overdensity times the 1/N_cells of the c2r.
+  double scale(std::size_t n_particles) const {
+    const std::size_t np = mean_count_ ? mean_count_ : n_particles;
+    if (np == 0) throw InvalidArgument("PmForce: no particles to set the mean density");
+    return 1.0 / double(np);
+  }
+
+  void density_spectrum(const particles::Positions<T>& x) {
+    auto t0 = clock::now();
+    particles::paint_cic(x, real_);
+    timings.paint += seconds_since(t0);
+    t0 = clock::now();
+    plan_.forward(real_, k_);
+    timings.fft += seconds_since(t0);
+    last_count_ = x.size();
+  }
+
+  /// real_ = F_d on the mesh, from k_ (the counts spectrum).
+  void force_mesh(int d, double Omega_m) {
+    auto t0 = clock::now();
+    mesh::apply_force_kernel(k_, d, kernel_, Omega_m, scale(last_count_), work_k_);
+    timings.kernels += seconds_since(t0);
+    t0 = clock::now();
+    plan_.inverse_destroying_input(work_k_, real_);
+    timings.fft += seconds_since(t0);
+  }
+
+  FftPlan<T> plan_;
+  mesh::ForceKernelOptions kernel_;
+  std::size_t mean_count_ = 0, last_count_ = 0;
+  mesh::RealField<T> real_;
+  mesh::ComplexField<T> k_, work_k_;
+};
+
+}  // namespace diffpm::nbody
