@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "diffpm/cosmology/cosmology.hpp"
+#include "support/run_program.hpp"
 
 namespace {
 
@@ -35,75 +36,9 @@ std::string exe() {
 #endif
 }
 
-/// A fresh directory under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "diffpm-cli-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using namespace diffpm::test;
 
-/// Single-quotes an argument for /bin/sh, so that any text reaches the program verbatim.
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-struct Result {
-  int status = -1;  ///< exit code, or -1 if the program did not exit normally (crash, abort)
-  std::string out, err;
-};
-
-Result run(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const TempDir dir;
-  const fs::path err_file = dir.path / ("stderr" + std::to_string(counter++));
-  std::string cmd = shell_quote(exe());
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " 2>" + shell_quote(err_file.string());
-
-  Result r;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
-  const int wstatus = pclose(pipe);
-  if (wstatus != -1 && WIFEXITED(wstatus)) r.status = WEXITSTATUS(wstatus);
-  std::ifstream in(err_file);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
-double parse_double(const std::string& s) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  INFO("field '" << s << "'");
-  REQUIRE((!s.empty() && *end == '\0'));
-  return v;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t p = s.find(sep, start);
-    parts.push_back(s.substr(start, p == std::string::npos ? p : p - start));
-    if (p == std::string::npos) return parts;
-    start = p + 1;
-  }
-}
+Result run(const std::vector<std::string>& args) { return run_program(exe(), args); }
 
 /// The program's CSV output: header line and numeric rows.
 struct Table {
