@@ -40,7 +40,8 @@ nbody::ParticleState<double> growing_mode(const cosmology::Cosmology<double>& c,
 }
 }  // namespace
 
-TEST_CASE("FastPM stepping is exact for linear growth with 1, 2, 5 and 20 steps", "[nbody][integrator]") {
+TEST_CASE("FastPM stepping is exact for linear growth with 1, 2, 5 and 20 steps",
+          "[nbody][integrator]") {
   cosmology::Parameters<double> p;
   const cosmology::Cosmology<double> c(p);
   const nbody::FastPmFactors<double> f(c);
@@ -77,7 +78,8 @@ TEST_CASE("Plain leapfrog converges to linear growth at second order", "[nbody][
   CHECK(err[0] / err[1] == Approx(4.0).epsilon(0.15));
 }
 
-TEST_CASE("Snapshots see positions drifted exactly to the requested scale factors", "[nbody][integrator]") {
+TEST_CASE("Snapshots see positions drifted exactly to the requested scale factors",
+          "[nbody][integrator]") {
   cosmology::Parameters<double> p;
   const cosmology::Cosmology<double> c(p);
   const nbody::FastPmFactors<double> f(c);
@@ -87,16 +89,18 @@ TEST_CASE("Snapshots see positions drifted exactly to the requested scale factor
   o.snapshots = {0.1, 0.33, 0.5, 0.71, 1.0};
   std::vector<double> seen;
   auto s = growing_mode(c, f, 0.1, q, psi);
-  nbody::integrate<double>(c, nbody::time_steps(0.1, 1.0, 3), s, force, o,
-                           [&](double a, const std::vector<Vec3<double>>& x, const std::vector<Vec3<double>>&) {
-                             seen.push_back(a);
-                             // The FastPM drift is exact on the growing mode at any a.
-                             CHECK(x[0][0] - q[0][0] == Approx(c.growth().growth_factor(a) * psi[0][0]).epsilon(1e-12));
-                           });
+  nbody::integrate<double>(
+      c, nbody::time_steps(0.1, 1.0, 3), s, force, o,
+      [&](double a, const std::vector<Vec3<double>>& x, const std::vector<Vec3<double>>&) {
+        seen.push_back(a);
+        // The FastPM drift is exact on the growing mode at any a.
+        CHECK(x[0][0] - q[0][0] == Approx(c.growth().growth_factor(a) * psi[0][0]).epsilon(1e-12));
+      });
   CHECK(seen == o.snapshots);
 }
 
-TEST_CASE("Bad time-stepping input throws InvalidArgument naming the value", "[nbody][integrator][errors]") {
+TEST_CASE("Bad time-stepping input throws InvalidArgument naming the value",
+          "[nbody][integrator][errors]") {
   CHECK_THROWS_WITH(nbody::time_steps(0.0, 1.0, 10), Catch::Contains("a_start = 0"));
   CHECK_THROWS_WITH(nbody::time_steps(0.5, 0.4, 10), Catch::Contains("a_end = 0.4"));
   CHECK_THROWS_WITH(nbody::time_steps(0.1, 1.2, 10), Catch::Contains("a_end = 1.2"));
@@ -109,6 +113,7 @@ TEST_CASE("Bad time-stepping input throws InvalidArgument naming the value", "[n
   s.p = {{0, 0, 0}};
   nbody::IntegratorOptions o;
   o.snapshots = {0.05};
-  CHECK_THROWS_WITH(nbody::integrate<double>(c, {0.1, 0.5}, s, noop, o, [](double, const auto&, const auto&) {}),
-                    Catch::Contains("a = 0.05"));
+  CHECK_THROWS_WITH(
+      nbody::integrate<double>(c, {0.1, 0.5}, s, noop, o, [](double, const auto&, const auto&) {}),
+      Catch::Contains("a = 0.05"));
 }

@@ -2,10 +2,11 @@
 /// \brief Writing output files atomically: to a temporary file beside the target, then rename.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "diffpm/core/error.hpp"
 

@@ -25,8 +25,10 @@ constexpr const char* npy_descr() {
 inline std::string npy_shape(const std::vector<std::size_t>& shape) {
   std::string s = "(";
   for (std::size_t i = 0; i < shape.size(); ++i) s += std::to_string(shape[i]) + ", ";
-  if (shape.size() > 1) s.erase(s.size() - 2);  // "(n, m)"; a 1-tuple keeps its comma: "(n,)"
-  else if (shape.size() == 1) s.erase(s.size() - 1);
+  if (shape.size() > 1)
+    s.erase(s.size() - 2);  // "(n, m)"; a 1-tuple keeps its comma: "(n,)"
+  else if (shape.size() == 1)
+    s.erase(s.size() - 1);
   return s + ")";
 }
 }  // namespace detail
@@ -78,7 +80,8 @@ std::vector<T> read_npy(const std::string& path, std::vector<std::size_t>& shape
   const bool is_f4 = header.find("'<f4'") != std::string::npos;
   const bool is_f8 = header.find("'<f8'") != std::string::npos;
   if (!(is_f4 || is_f8) || header.find("'fortran_order': False") == std::string::npos) {
-    throw InvalidArgument("'" + path + "': only little-endian float32/float64 C-order arrays are read");
+    throw InvalidArgument("'" + path +
+                          "': only little-endian float32/float64 C-order arrays are read");
   }
   const auto open = header.find('(', header.find("'shape'")), close = header.find(')', open);
   shape.clear();

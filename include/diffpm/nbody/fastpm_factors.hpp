@@ -12,12 +12,12 @@ namespace diffpm::nbody {
 ///   dx/da = p / (a^3 E),   dp/da = F / (a^2 E),   F = -grad phi,  lap phi = 3/2 Omega_m delta.
 /// A drift x += D p over [a0, a1] and a kick p += K F over [a0, a1]:
 ///
-/// FastPM (default): D = [D1(a1) - D1(a0)] / G_f(a_p),  K = [G_f(a1) - G_f(a0)] / (3/2 Omega_m D1(a_f)),
-/// with G_f = a^3 E dD1/da (so p = G_f Psi on the linear growing mode), a_p the time at which
-/// the momentum is defined and a_f the time at which the force was computed. Since
-/// dG_f/da = 3/2 Omega_m D1 / (a^2 E) (the growth ODE), the drift moves particles by exactly
-/// Delta D1 Psi and the kick changes p by exactly Delta G_f Psi in linear theory: linear growth
-/// is exact for any number of steps.
+/// FastPM (default): D = [D1(a1) - D1(a0)] / G_f(a_p),  K = [G_f(a1) - G_f(a0)] / (3/2 Omega_m
+/// D1(a_f)), with G_f = a^3 E dD1/da (so p = G_f Psi on the linear growing mode), a_p the time at
+/// which the momentum is defined and a_f the time at which the force was computed. Since dG_f/da =
+/// 3/2 Omega_m D1 / (a^2 E) (the growth ODE), the drift moves particles by exactly Delta D1 Psi and
+/// the kick changes p by exactly Delta G_f Psi in linear theory: linear growth is exact for any
+/// number of steps.
 ///
 /// Plain leapfrog (option): D = int_{a0}^{a1} da / (a^3 E), K = int_{a0}^{a1} da / (a^2 E),
 /// the exact integrals for a constant momentum and a constant force (8-point Gauss-Legendre
@@ -31,7 +31,9 @@ class FastPmFactors {
   explicit FastPmFactors(const cosmology::Cosmology<T>& c) : c_(c) {}
 
   /// G_f(a) = a^3 E(a) dD1/da = a^2 E(a) dD1/dln a.
-  T G_f(const T& a) const { return a * a * c_.background().E(a) * c_.growth().growth_factor_dlna(a); }
+  T G_f(const T& a) const {
+    return a * a * c_.background().E(a) * c_.growth().growth_factor_dlna(a);
+  }
 
   T drift(const T& a0, const T& a1, const T& a_p) const {
     return (c_.growth().growth_factor(a1) - c_.growth().growth_factor(a0)) / G_f(a_p);

@@ -54,8 +54,9 @@ void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<doub
   if (a_steps.size() < 2) throw InvalidArgument("integrate: need at least two scale factors");
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
     if (!(a_steps[i + 1] > a_steps[i])) {
-      throw InvalidArgument("integrate: scale factors must increase, but a = " +
-                            format_number(a_steps[i + 1]) + " follows " + format_number(a_steps[i]));
+      throw InvalidArgument(
+          "integrate: scale factors must increase, but a = " + format_number(a_steps[i + 1]) +
+          " follows " + format_number(a_steps[i]));
     }
   }
   if (state.x.size() != state.p.size()) {
@@ -67,10 +68,12 @@ void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<doub
   for (double s : snaps) {
     if (!(s >= a_steps.front() && s <= a_steps.back())) {
       throw InvalidArgument("integrate: snapshot a = " + format_number(s) + " is outside [" +
-                            format_number(a_steps.front()) + ", " + format_number(a_steps.back()) + "]");
+                            format_number(a_steps.front()) + ", " + format_number(a_steps.back()) +
+                            "]");
     }
   }
-  if (!snaps.empty() && !hook) throw InvalidArgument("integrate: snapshots requested but no hook given");
+  if (!snaps.empty() && !hook)
+    throw InvalidArgument("integrate: snapshots requested but no hook given");
 
   const FastPmFactors<double> factors(cosmo);
   const bool fastpm = options.stepper == Stepper::fastpm;

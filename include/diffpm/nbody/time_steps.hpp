@@ -21,8 +21,8 @@ inline std::vector<double> time_steps(double a_start, double a_end, int n_steps,
     throw InvalidArgument("a_start = " + format_number(a_start) + " (must be > 0)");
   }
   if (!(a_end > a_start) || !(a_end <= 1.0)) {
-    throw InvalidArgument("a_end = " + format_number(a_end) + " (must be in (a_start = " +
-                          format_number(a_start) + ", 1])");
+    throw InvalidArgument("a_end = " + format_number(a_end) +
+                          " (must be in (a_start = " + format_number(a_start) + ", 1])");
   }
   if (n_steps < 1) throw InvalidArgument("steps = " + std::to_string(n_steps) + " (must be >= 1)");
   std::vector<double> a(n_steps + 1);
