@@ -17,22 +17,8 @@ struct GaussLegendre {
 
   explicit GaussLegendre(int n) : nodes(n), weights(n) {
     const double pi = 3.14159265358979323846;
-    for (int i = 0; i < n; ++i) {
-      double x = std::cos(pi * (i + 0.75) / (n + 0.5));
-      double dp = 0.0;
-      for (int iter = 0; iter < 100; ++iter) {
-        double p0 = 1.0, p1 = x;
-        for (int k = 2; k <= n; ++k) {
-          const double p2 = ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k;
-          p0 = p1;
-          p1 = p2;
-        }
-        dp = n * (x * p1 - p0) / (x * x - 1.0);
-        const double dx = p1 / dp;
-        x -= dx;
-        if (std::abs(dx) < 1e-16) break;
-      }
-      // Recompute the derivative at the converged node for the weight.
+    // P_n(x) and P_n'(x) by the three-term recurrence.
+    auto legendre = [n](double x, double& dp) {
       double p0 = 1.0, p1 = x;
       for (int k = 2; k <= n; ++k) {
         const double p2 = ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k;
@@ -40,6 +26,17 @@ struct GaussLegendre {
         p1 = p2;
       }
       dp = n * (x * p1 - p0) / (x * x - 1.0);
+      return p1;
+    };
+    for (int i = 0; i < n; ++i) {
+      double x = std::cos(pi * (i + 0.75) / (n + 0.5));
+      double dp = 0.0;
+      for (int iter = 0; iter < 100; ++iter) {
+        const double dx = legendre(x, dp) / dp;
+        x -= dx;
+        if (std::abs(dx) < 1e-16) break;
+      }
+      legendre(x, dp);       // the derivative at the converged node, for the weight
       nodes[n - 1 - i] = x;  // ascending order
       weights[n - 1 - i] = 2.0 / ((1.0 - x * x) * dp * dp);
     }
