@@ -51,13 +51,7 @@ int run_one(int n, int B) {
 
   const int steps = n >= 256 ? 2 : n >= 128 ? 4 : 10;
   double kick = 0, drift = 0;
-  auto axpy = [](particles::Positions<T>& y, double c, const particles::Positions<T>& v) {
-    const std::ptrdiff_t m = std::ptrdiff_t(y.size());
-    const T cf = T(c);
-    DIFFPM_OMP(omp parallel for schedule(static))
-    for (std::ptrdiff_t i = 0; i < m; ++i)
-      for (int d = 0; d < 3; ++d) y[i][d] += cf * v[i][d];
-  };
+  using nbody::axpy;
   const auto t_all = clock_type::now();
   double a = 0.51;
   for (int s = 0; s < steps; ++s, a += 0.01) {

@@ -31,6 +31,7 @@
 #include "diffpm/mesh/grid.hpp"
 #include "diffpm/nbody/fastpm_factors.hpp"
 #include "diffpm/nbody/integrator.hpp"
+#include "diffpm/nbody/kick_drift.hpp"
 #include "diffpm/nbody/pm_force.hpp"
 #include "diffpm/nbody/simulation.hpp"
 #include "diffpm/nbody/time_steps.hpp"

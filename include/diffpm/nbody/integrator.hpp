@@ -11,6 +11,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/nbody/fastpm_factors.hpp"
+#include "diffpm/nbody/kick_drift.hpp"
 
 namespace diffpm::nbody {
 
@@ -82,13 +83,6 @@ void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<doub
   };
   auto drift_factor = [&](double a0, double a1, double a_momentum) {
     return fastpm ? factors.drift(a0, a1, a_momentum) : factors.drift_leapfrog(a0, a1);
-  };
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(state.x.size());
-  auto axpy = [n](std::vector<Vec3<T>>& y, double c, const std::vector<Vec3<T>>& v) {
-    const T cf = static_cast<T>(c);
-    DIFFPM_OMP(omp parallel for schedule(static))
-    for (std::ptrdiff_t i = 0; i < n; ++i)
-      for (int d = 0; d < 3; ++d) y[i][d] += cf * v[i][d];
   };
 
   std::size_t next_snap = 0;

@@ -1,0 +1,57 @@
+/// \file
+/// \brief The kick and drift updates of the leapfrog and their adjoints.
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "diffpm/core/error.hpp"
+#include "diffpm/core/openmp.hpp"
+
+namespace diffpm::nbody {
+
+namespace detail {
+inline void check_same_size(std::size_t a, std::size_t b, const char* what) {
+  if (a != b) {
+    throw InvalidArgument(std::string(what) + ": " + std::to_string(a) + " and " +
+                          std::to_string(b) + " particles do not match");
+  }
+}
+}  // namespace detail
+
+/// y += c v for every particle: the drift x += D p and the kick p += K F.
+template <class T>
+void axpy(std::vector<std::array<T, 3>>& y, double c, const std::vector<std::array<T, 3>>& v) {
+  detail::check_same_size(y.size(), v.size(), "kick/drift");
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(y.size());
+  const T cf = static_cast<T>(c);
+  DIFFPM_OMP(omp parallel for schedule(static))
+  for (std::ptrdiff_t i = 0; i < n; ++i)
+    for (int d = 0; d < 3; ++d) y[i][d] += cf * v[i][d];
+}
+
+/// Adjoint of y' = y + c v (PHYSICS.md, adjoint of the leapfrog): y_bar passes through
+/// unchanged, v_bar += c y_bar, and the coefficient's adjoint is c_bar = <y_bar, v>. For the
+/// drift (y = x, v = p, c = D) that is p_bar += D x_bar, dL/dD = <x_bar, p>; for the kick
+/// (y = p, v = F, c = K), F_bar += K p_bar, dL/dK = <p_bar, F>. Returns c_bar; the sum is
+/// taken in double in a fixed order per thread count (OpenMP reduction).
+template <class T>
+double axpy_adjoint(const std::vector<std::array<T, 3>>& y_bar, double c,
+                    const std::vector<std::array<T, 3>>& v, std::vector<std::array<T, 3>>& v_bar) {
+  detail::check_same_size(y_bar.size(), v.size(), "kick/drift adjoint");
+  if (v_bar.empty()) v_bar.assign(v.size(), {T(0), T(0), T(0)});
+  detail::check_same_size(v_bar.size(), v.size(), "kick/drift adjoint");
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(v.size());
+  const T cf = static_cast<T>(c);
+  double c_bar = 0.0;
+  DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : c_bar))
+  for (std::ptrdiff_t i = 0; i < n; ++i)
+    for (int d = 0; d < 3; ++d) {
+      v_bar[i][d] += cf * y_bar[i][d];
+      c_bar += double(y_bar[i][d]) * double(v[i][d]);
+    }
+  return c_bar;
+}
+
+}  // namespace diffpm::nbody
