@@ -1,9 +1,10 @@
 // .npy writing and reading, atomic replacement of output files.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "diffpm/io/npy.hpp"
 
@@ -11,7 +12,8 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("diffpm_test_" + std::to_string(::getpid()) + "_" + name)).string();
+  return (fs::temp_directory_path() / ("diffpm_test_" + std::to_string(::getpid()) + "_" + name))
+      .string();
 }
 }  // namespace
 
@@ -54,7 +56,8 @@ TEST_CASE("A failed write leaves neither a partial file nor a temporary one", "[
   CHECK(line == "previous result");
   CHECK_FALSE(fs::exists(path + ".tmp." + std::to_string(::getpid())));
   std::remove(path.c_str());
-  CHECK_THROWS_AS(diffpm::io::write_npy<double>("/nonexistent-dir/x.npy", nullptr, {0}), diffpm::IoError);
+  CHECK_THROWS_AS(diffpm::io::write_npy<double>("/nonexistent-dir/x.npy", nullptr, {0}),
+                  diffpm::IoError);
   std::vector<std::size_t> shape;
   CHECK_THROWS_AS(diffpm::io::read_npy<double>("/nonexistent-dir/x.npy", shape), diffpm::IoError);
 }

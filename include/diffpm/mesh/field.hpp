@@ -2,12 +2,12 @@
 /// \brief Real and complex (half-spectrum) fields on a Grid, in SIMD-aligned host memory.
 #pragma once
 
+#include <fftw3.h>
+
 #include <complex>
 #include <cstddef>
 #include <new>
 #include <vector>
-
-#include <fftw3.h>
 
 #include "diffpm/mesh/grid.hpp"
 
@@ -30,9 +30,13 @@ struct FftwAllocator {
   }
   void deallocate(T* p, std::size_t) { fftw_free(p); }
   template <class U>
-  bool operator==(const FftwAllocator<U>&) const { return true; }
+  bool operator==(const FftwAllocator<U>&) const {
+    return true;
+  }
   template <class U>
-  bool operator!=(const FftwAllocator<U>&) const { return false; }
+  bool operator!=(const FftwAllocator<U>&) const {
+    return false;
+  }
 };
 }  // namespace detail
 

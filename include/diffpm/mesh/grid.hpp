@@ -25,7 +25,9 @@ struct Grid {
     validate();
   }
   /// A cubic mesh: n^3 cells in a box of side L.
-  static Grid cube(int cells, double side) { return Grid({cells, cells, cells}, {side, side, side}); }
+  static Grid cube(int cells, double side) {
+    return Grid({cells, cells, cells}, {side, side, side});
+  }
 
   /// Throws InvalidArgument naming the axis and value unless every axis has >= 2 cells (CIC
   /// needs two) and a finite positive length, and the mesh fits in memory indices.

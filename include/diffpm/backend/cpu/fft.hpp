@@ -2,12 +2,12 @@
 /// \brief FFTW3 plans for real-to-complex and complex-to-real 3D transforms (float, double).
 #pragma once
 
+#include <fftw3.h>
+
 #include <complex>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-
-#include <fftw3.h>
 
 #include "diffpm/backend/tags.hpp"
 #include "diffpm/core/error.hpp"
@@ -92,10 +92,10 @@ class FftPlan<T, Cpu> {
     const std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     F::init_threads();
     F::plan_with_nthreads(threads > 0 ? threads : 1);
-    r2c_ = F::r2c(grid.n.data(), r.data.data(), reinterpret_cast<typename F::complex*>(c.data.data()),
-                  FFTW_ESTIMATE);
-    c2r_ = F::c2r(grid.n.data(), reinterpret_cast<typename F::complex*>(c.data.data()), r.data.data(),
-                  FFTW_ESTIMATE);
+    r2c_ = F::r2c(grid.n.data(), r.data.data(),
+                  reinterpret_cast<typename F::complex*>(c.data.data()), FFTW_ESTIMATE);
+    c2r_ = F::c2r(grid.n.data(), reinterpret_cast<typename F::complex*>(c.data.data()),
+                  r.data.data(), FFTW_ESTIMATE);
     if (!r2c_ || !c2r_) {
       if (r2c_) F::destroy(r2c_);
       if (c2r_) F::destroy(c2r_);
