@@ -71,6 +71,13 @@ void check_positions(const Positions<T>& positions, const char* function) {
   if (bad) throw_non_finite(positions, function);
 }
 
+/// What the bucketed paint carries per particle: the position and K weights.
+template <class T, int K>
+struct WeightedPoint {
+  T x[3];
+  T w[K];
+};
+
 /// Interpolated value and its position gradient at x (the core of readout_cic_gradient and of
 /// both adjoints).
 template <class T>
@@ -96,22 +103,24 @@ void value_and_gradient(const T* m, const T x[3], const CicGeometry<T>& g, T& va
 
 /// Deposits `weight` per particle on the CIC mesh points around it: mesh (+)= sum_p weight
 /// W(x_p). With accumulate = false the mesh is zeroed first. The sum is race-free and bitwise
-/// reproducible for any OpenMP thread count (detail::paint_by_planes). To paint a density
-/// contrast, use weight = n_cells / n_particles and subtract 1.
-/// Throws InvalidArgument, leaving the mesh untouched, on a non-finite position.
+/// reproducible for any OpenMP thread count (detail::paint_by_planes). Scratch memory: one
+/// plane-sorted copy of the positions (and weights), 3 (+1) T per particle; no mesh copies. To
+/// paint a density contrast, use weight = n_cells / n_particles and subtract 1. Throws
+/// InvalidArgument, leaving the mesh untouched, on a non-finite position.
 template <class T>
 void paint_cic(const Positions<T>& positions, mesh::RealField<T>& mesh,
                detail::identity_t<T> weight = T(1), bool accumulate = false) {
   detail::check_field(mesh, "paint_cic", "mesh");
   const auto g = detail::cic_geometry<T>(mesh.grid);
-  const auto buckets = detail::bucket_by_plane(positions, g, "paint_cic");
+  const auto* x = positions.data();
+  const auto buckets = detail::bucket_by_plane<std::array<T, 3>>(
+      positions, g, "paint_cic", [x](std::size_t p) { return x[p]; });
   if (!accumulate) detail::zero(mesh);
   T* m = mesh.data.data();
-  const auto* x = positions.data();
-  detail::paint_by_planes(buckets, g.n[0], [&](std::size_t p) {
+  detail::paint_by_planes(buckets, g.n[0], [&](const std::array<T, 3>& item) {
     std::size_t idx[8];
     T w[8];
-    detail::cic_stencil(x[p].data(), g, idx, w);
+    detail::cic_stencil(item.data(), g, idx, w);
     for (int c = 0; c < 8; ++c) m[idx[c]] += weight * w[c];
   });
 }
@@ -123,16 +132,18 @@ void paint_cic(const Positions<T>& positions, const std::vector<T>& weights,
   detail::check_field(mesh, "paint_cic", "mesh");
   detail::check_size(weights.size(), positions.size(), "paint_cic", "weights");
   const auto g = detail::cic_geometry<T>(mesh.grid);
-  const auto buckets = detail::bucket_by_plane(positions, g, "paint_cic");
+  const auto buckets = detail::bucket_by_plane<detail::WeightedPoint<T, 1>>(
+      positions, g, "paint_cic", [&](std::size_t p) {
+        return detail::WeightedPoint<T, 1>{{positions[p][0], positions[p][1], positions[p][2]},
+                                           {weights[p]}};
+      });
   if (!accumulate) detail::zero(mesh);
   T* m = mesh.data.data();
-  const auto* x = positions.data();
-  const T* wp = weights.data();
-  detail::paint_by_planes(buckets, g.n[0], [&](std::size_t p) {
+  detail::paint_by_planes(buckets, g.n[0], [&](const detail::WeightedPoint<T, 1>& item) {
     std::size_t idx[8];
     T w[8];
-    detail::cic_stencil(x[p].data(), g, idx, w);
-    for (int c = 0; c < 8; ++c) m[idx[c]] += wp[p] * w[c];
+    detail::cic_stencil(item.x, g, idx, w);
+    for (int c = 0; c < 8; ++c) m[idx[c]] += item.w[0] * w[c];
   });
 }
 
@@ -288,7 +299,11 @@ void readout_cic_adjoint(const mesh::RealField<T>& mesh, const Positions<T>& pos
   detail::prepare_mesh_accumulator(mesh_bar, mesh.grid, fn, "mesh_bar");
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
   const auto g = detail::cic_geometry<T>(mesh.grid);
-  const auto buckets = detail::bucket_by_plane(positions, g, fn);  // throws on NaN
+  using Item = detail::WeightedPoint<T, 1>;
+  const auto buckets =  // throws on NaN, before anything is accumulated
+      detail::bucket_by_plane<Item>(positions, g, fn, [&](std::size_t p) {
+        return Item{{positions[p][0], positions[p][1], positions[p][2]}, {values_bar[p]}};
+      });
   const T* m = mesh.data.data();
   const std::ptrdiff_t n = std::ptrdiff_t(positions.size());
   DIFFPM_OMP(omp parallel for schedule(static))
@@ -298,12 +313,11 @@ void readout_cic_adjoint(const mesh::RealField<T>& mesh, const Positions<T>& pos
     for (int d = 0; d < 3; ++d) positions_bar[p][d] += values_bar[p] * grad[d];
   }
   T* mb = mesh_bar.data.data();
-  const auto* x = positions.data();
-  detail::paint_by_planes(buckets, g.n[0], [&](std::size_t p) {
+  detail::paint_by_planes(buckets, g.n[0], [&](const Item& item) {
     std::size_t idx[8];
     T w[8];
-    detail::cic_stencil(x[p].data(), g, idx, w);
-    for (int c = 0; c < 8; ++c) mb[idx[c]] += values_bar[p] * w[c];
+    detail::cic_stencil(item.x, g, idx, w);
+    for (int c = 0; c < 8; ++c) mb[idx[c]] += item.w[0] * w[c];
   });
 }
 
@@ -326,7 +340,13 @@ void readout_cic_adjoint(const mesh::RealField<T>& mesh_x, const mesh::RealField
   detail::prepare_mesh_accumulator(mesh_z_bar, grid, fn, "mesh_z_bar");
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
   const auto g = detail::cic_geometry<T>(grid);
-  const auto buckets = detail::bucket_by_plane(positions, g, fn);  // throws on NaN
+  using Item = detail::WeightedPoint<T, 3>;
+  const auto buckets =  // throws on NaN, before anything is accumulated
+      detail::bucket_by_plane<Item>(positions, g, fn, [&](std::size_t p) {
+        const auto& x = positions[p];
+        const auto& v = values_bar[p];
+        return Item{{x[0], x[1], x[2]}, {v[0], v[1], v[2]}};
+      });
   const T* m[3] = {mesh_x.data.data(), mesh_y.data.data(), mesh_z.data.data()};
   const std::ptrdiff_t n = std::ptrdiff_t(positions.size());
   DIFFPM_OMP(omp parallel for schedule(static))
@@ -342,13 +362,12 @@ void readout_cic_adjoint(const mesh::RealField<T>& mesh_x, const mesh::RealField
     }
   }
   T* mb[3] = {mesh_x_bar.data.data(), mesh_y_bar.data.data(), mesh_z_bar.data.data()};
-  const auto* x = positions.data();
-  detail::paint_by_planes(buckets, g.n[0], [&](std::size_t p) {
+  detail::paint_by_planes(buckets, g.n[0], [&](const Item& item) {
     std::size_t idx[8];
     T w[8];
-    detail::cic_stencil(x[p].data(), g, idx, w);
+    detail::cic_stencil(item.x, g, idx, w);
     for (int c = 0; c < 8; ++c) {
-      for (int d = 0; d < 3; ++d) mb[d][idx[c]] += values_bar[p][d] * w[c];
+      for (int d = 0; d < 3; ++d) mb[d][idx[c]] += item.w[d] * w[c];
     }
   });
 }

@@ -7,8 +7,6 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -93,29 +91,30 @@ template <class T>
   throw InvalidArgument(std::string(function) + ": non-finite position");  // not reached
 }
 
-/// Particle indices stably sorted by the x-plane lo of their stencil (a counting sort):
-/// order[start[i] .. start[i + 1]) are the particles with lo = i, in increasing index order.
-/// A stable sort has a single result, so the order does not depend on the thread count.
+/// Particles stably sorted by the x-plane lo of their stencil (a counting sort), carrying what
+/// the deposit needs (position and weights, `Item`) so that painting streams through memory
+/// instead of gathering positions at random: items[start[i] .. start[i + 1]) are the particles
+/// with lo = i, in increasing index order. A stable sort has a single result, so the order does
+/// not depend on the thread count. Writing the items is cheap too: the scatter goes to n_x
+/// sequential streams.
+template <class Item>
 struct PlaneBuckets {
-  std::vector<std::uint32_t> order;
+  std::vector<Item> items;
   std::vector<std::size_t> start;
 };
 
-/// Buckets the particles by x-plane; throws InvalidArgument (before anything is written) on a
-/// non-finite coordinate or more than 2^32 - 1 particles.
-template <class T>
-PlaneBuckets bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
-                             const CicGeometry<T>& g, const char* function) {
+/// Buckets the particles by x-plane, item p = make(p); throws InvalidArgument (before anything
+/// is written) on a non-finite coordinate.
+template <class Item, class T, class Make>
+PlaneBuckets<Item> bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
+                                   const CicGeometry<T>& g, const char* function,
+                                   const Make& make) {
   const std::size_t n_particles = positions.size();
-  if (n_particles > std::numeric_limits<std::uint32_t>::max()) {
-    throw InvalidArgument(std::string(function) + ": " + std::to_string(n_particles) +
-                          " particles in one call (at most 2^32 - 1; paint in batches with "
-                          "accumulate = true)");
-  }
   const int nx = g.n[0];
   const T sx = g.cells_per_length[0];
   // Fixed particle blocks, one per thread; any split gives the same stable order.
-  const int n_blocks = std::max(1, std::min<int>(max_threads(), int(n_particles / 4096) + 1));
+  const int n_blocks =
+      std::max(1, int(std::min<std::size_t>(std::size_t(max_threads()), n_particles / 4096 + 1)));
   std::vector<std::size_t> counts(std::size_t(n_blocks) * nx, 0);
   const auto block_begin = [&](int b) { return n_particles * std::size_t(b) / n_blocks; };
 
@@ -131,7 +130,7 @@ PlaneBuckets bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
   }
   if (bad) throw_non_finite(positions, function);
 
-  PlaneBuckets buckets;
+  PlaneBuckets<Item> buckets;
   buckets.start.assign(std::size_t(nx) + 1, 0);
   std::size_t running = 0;
   for (int i = 0; i < nx; ++i) {
@@ -145,18 +144,19 @@ PlaneBuckets bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
   }
   buckets.start[nx] = running;
 
-  buckets.order.resize(n_particles);
+  buckets.items.resize(n_particles);
+  Item* items = buckets.items.data();
   DIFFPM_OMP(omp parallel for schedule(static, 1))
   for (int b = 0; b < n_blocks; ++b) {
     std::size_t* next = counts.data() + std::size_t(b) * nx;
     for (std::size_t p = block_begin(b); p < block_begin(b + 1); ++p) {
-      buckets.order[next[cic_axis(positions[p][0], sx, nx).lo]++] = std::uint32_t(p);
+      items[next[cic_axis(positions[p][0], sx, nx).lo]++] = make(p);
     }
   }
   return buckets;
 }
 
-/// Calls deposit(p) once for every particle, so that no two concurrent calls write the same
+/// Calls deposit(item) once for every particle, so that no two concurrent calls write the same
 /// mesh point and every mesh point receives its contributions in an order fixed by the
 /// positions alone.
 ///
@@ -167,8 +167,8 @@ PlaneBuckets bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
 /// sums the particles of chunk i - 1 and chunk i in the phase order, each in index order:
 /// bitwise the same result for any thread count, with or without OpenMP, and no per-thread
 /// mesh copies.
-template <class Deposit>
-void paint_by_planes(const PlaneBuckets& buckets, int nx, const Deposit& deposit) {
+template <class Item, class Deposit>
+void paint_by_planes(const PlaneBuckets<Item>& buckets, int nx, const Deposit& deposit) {
   const int n_colours = nx % 2 == 0 ? 2 : 3;
   DIFFPM_OMP(omp parallel) {
     for (int colour = 0; colour < n_colours; ++colour) {
@@ -180,7 +180,7 @@ void paint_by_planes(const PlaneBuckets& buckets, int nx, const Deposit& deposit
       for (int t = 0; t < n_chunks; ++t) {
         const int chunk = first + 2 * t;
         for (std::size_t q = buckets.start[chunk]; q < buckets.start[chunk + 1]; ++q) {
-          deposit(std::size_t(buckets.order[q]));
+          deposit(buckets.items[q]);
         }
       }
     }

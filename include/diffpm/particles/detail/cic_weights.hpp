@@ -32,8 +32,8 @@ struct CicAxis {
 
 /// The mesh points and weights of a particle at coordinate x (Mpc/h) along an axis with n
 /// points, wrapped periodically. lo comes from floor(x n / L) alone (one multiplication, one
-/// floor, no sum a compiler could fuse), so every caller, inlined anywhere, sees the same lo for
-/// the same x; the plane buckets of the CPU paint rely on that.
+/// truncation, no sum a compiler could fuse), so every caller, inlined anywhere, sees the same lo
+/// for the same x; the plane buckets of the CPU paint rely on that.
 ///
 /// frac lies in [0, 1]: it is exact for x >= 0, and for x < 0 the subtraction u - floor(u) may
 /// round, up to 1 for a tiny negative x (then all the weight goes to point 0, as it should).
@@ -43,16 +43,20 @@ struct CicAxis {
 template <class T>
 DIFFPM_HOST_DEVICE inline CicAxis<T> cic_axis(T x, T cells_per_length, int n) {
   const T u = x * cells_per_length;
-  const T fl = std::floor(u);
   CicAxis<T> a;
-  if (fl >= T(0) && fl < T(n)) {  // the common case: inside the box
-    a.lo = static_cast<int>(fl);
-    a.frac = u - fl;
-  } else if (std::fabs(fl) < T(4.6e18)) {  // outside the box: wrap the integer part exactly
-    long long i = static_cast<long long>(fl) % n;
-    if (i < 0) i += n;
-    a.lo = static_cast<int>(i);
-    a.frac = u - fl;
+  if (std::fabs(u) < T(4.6e18)) {  // false for NaN and infinities
+    // floor(u) without branches (random positions made a branchy floor mispredict): truncate,
+    // then step down where truncation rounded a negative value up. T(i) is exact: it equals
+    // floor(u), an integer-valued T.
+    long long i = static_cast<long long>(u);
+    i -= static_cast<long long>(T(i) > u);
+    a.frac = u - T(i);
+    if (i >= 0 && i < n) {  // the common case: inside the box
+      a.lo = static_cast<int>(i);
+    } else {  // outside the box: wrap the integer part exactly
+      i %= n;
+      a.lo = static_cast<int>(i < 0 ? i + n : i);
+    }
   } else {  // NaN, infinite or too far to carry a fraction
     a.lo = 0;
     a.frac = T(0);
