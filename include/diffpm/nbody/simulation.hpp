@@ -5,7 +5,9 @@
 #include <array>
 #include <cstdint>
 #include <cstdio>
+#include <algorithm>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "diffpm/backend/cpu/fft.hpp"
@@ -27,7 +29,7 @@ struct SimulationConfig {
   std::array<int, 3> mesh{128, 128, 128};          ///< force-mesh cells per side
   double a_start = 0.1;
   double a_end = 1.0;
-  int steps = 10;
+  int steps = 10;  ///< 0: no PM steps, particles placed by LPT at every requested a (a_start unused)
   StepSpacing spacing = StepSpacing::linear;
   int lpt_order = 2;
   std::uint64_t seed = 42;
@@ -43,7 +45,13 @@ struct SimulationConfig {
     if (lpt_order != 1 && lpt_order != 2) {
       throw InvalidArgument("lpt_order = " + std::to_string(lpt_order) + " (must be 1 or 2)");
     }
-    time_steps(a_start, a_end, steps, spacing);  // validates a_start, a_end, steps
+    if (steps == 0) {  // LPT only: a_start plays no part
+      if (!(a_end > 0.0) || !(a_end <= 1.0)) {
+        throw InvalidArgument("a_end = " + format_number(a_end) + " (must be in (0, 1])");
+      }
+    } else {
+      time_steps(a_start, a_end, steps, spacing);  // validates a_start, a_end, steps
+    }
   }
 };
 
@@ -58,6 +66,9 @@ struct SimulationResult {
 ///   white noise (Philox, seed) on the lattice grid -> delta_L(k) = w sqrt(P_lin(k, a=1) N/V)
 ///   -> LPT displacements and momenta at a_start -> `steps` KDK steps to a_end on the force mesh.
 /// `hook` (optional) sees positions at the `snapshots` scale factors (integrator.hpp).
+/// Snapshots at a <= a_start, and all of them when cfg.steps == 0 (an LPT-only run, whose
+/// final state is LPT at a_end), get the LPT particles at that a: LPT is the model's
+/// trajectory before a_start. Snapshots must lie in (0, a_end].
 template <class T>
 SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
                                    const SimulationConfig& cfg,
@@ -71,37 +82,67 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
   auto say = [&](const std::string& s) {
     if (progress) progress(s);
   };
+  std::vector<double> snaps = options.snapshots;
+  std::sort(snaps.begin(), snaps.end());
+  for (double s : snaps) {
+    if (!(s > 0.0 && s <= cfg.a_end)) {
+      throw InvalidArgument("run_simulation: snapshot a = " + format_number(s) +
+                            " is outside (0, a_end = " + format_number(cfg.a_end) + "]");
+    }
+  }
+  if (!snaps.empty() && !hook)
+    throw InvalidArgument("run_simulation: snapshots requested but no hook given");
 
   SimulationResult<T> r;
+  say("initial conditions: white noise and linear field on the " +
+      std::to_string(cfg.particles[0]) + "x" + std::to_string(cfg.particles[1]) + "x" +
+      std::to_string(cfg.particles[2]) + " lattice");
+  auto lpt = std::make_unique<particles::Lpt<T>>(ic_grid, std::array<int, 3>{0, 0, 0}, threads);
   {
-    say("initial conditions: white noise and linear field on the " +
-        std::to_string(cfg.particles[0]) + "x" + std::to_string(cfg.particles[1]) + "x" +
-        std::to_string(cfg.particles[2]) + " lattice");
-    particles::Lpt<T> lpt(ic_grid, {0, 0, 0}, threads);
     const mesh::RealField<T> noise = ic::white_noise<T>(ic_grid, cfg.seed);
     const std::vector<double> amplitude = ic::mode_amplitudes(ic_grid, cosmo, 1.0);
     r.delta_linear = mesh::ComplexField<T>(ic_grid);
     ic::LinearFieldOptions lo;
     lo.fixed_amplitude = cfg.fixed_amplitude;
-    ic::linear_field(lpt.plan(), noise, amplitude, r.delta_linear, lo);
-    say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(cfg.a_start));
-    lpt.compute(r.delta_linear, cfg.lpt_order);
-    const auto factors = particles::lpt_factors(cosmo, cfg.a_start, cfg.lpt_order);
-    lpt.particles(factors, r.state.x, r.state.p);
-    // Shift everything by half a force-mesh cell. On the lattice q = i L/N_p the particles sit
-    // exactly on mesh points, where the CIC weights have their kink: the painted density is
-    // then not differentiable in the displacement, and its linear response is off by O(k dx)
-    // (a plane wave of 1% of the Nyquist scale got a 4.5% force error with B = 1; 0.24% with
-    // the shift; tests/nbody/test_simulation.cpp). A uniform translation changes nothing else
-    // in a periodic box.
-    for (auto& x : r.state.x)
-      for (int d = 0; d < 3; ++d) x[d] += static_cast<T>(0.5 * force_grid.cell_size(d));
+    ic::linear_field(lpt->plan(), noise, amplitude, r.delta_linear, lo);
   }
+  lpt->compute(r.delta_linear, cfg.lpt_order);
+  // LPT particles at a. Shifted by half a force-mesh cell: on the lattice q = i L/N_p the
+  // particles sit exactly on mesh points, where the CIC weights have their kink: the painted
+  // density is then not differentiable in the displacement, and its linear response is off by
+  // O(k dx) (a plane wave of 1% of the Nyquist scale got a 4.5% force error with B = 1; 0.24%
+  // with the shift; tests/nbody/test_simulation.cpp). A uniform translation changes nothing
+  // else in a periodic box.
+  auto lpt_state = [&](double a, ParticleState<T>& state) {
+    const auto factors = particles::lpt_factors(cosmo, a, cfg.lpt_order);
+    lpt->particles(factors, state.x, state.p);
+    for (auto& x : state.x)
+      for (int d = 0; d < 3; ++d) x[d] += static_cast<T>(0.5 * force_grid.cell_size(d));
+  };
+  // Snapshots from LPT: before a_start, or every one in an LPT-only run.
+  std::size_t n_lpt_snaps = 0;
+  {
+    ParticleState<T> snap;
+    while (n_lpt_snaps < snaps.size() &&
+           (cfg.steps == 0 || snaps[n_lpt_snaps] <= cfg.a_start)) {
+      const double as = snaps[n_lpt_snaps++];
+      say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(as) + " (snapshot)");
+      lpt_state(as, snap);
+      hook(as, snap.x, snap.p);
+    }
+  }
+  const double a_lpt = cfg.steps == 0 ? cfg.a_end : cfg.a_start;
+  say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(a_lpt));
+  lpt_state(a_lpt, r.state);
+  lpt.reset();  // frees the displacement fields before the force mesh is allocated
+  if (cfg.steps == 0) return r;
+
   PmForce<T> force(force_grid, cfg.kernel, r.state.x.size(), threads);
   const double Om = cosmo.parameters().Omega_m();
   const auto a = time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing);
   IntegratorOptions opt = options;
   opt.stepper = cfg.stepper;
+  opt.snapshots.assign(snaps.begin() + std::ptrdiff_t(n_lpt_snaps), snaps.end());
   std::size_t calls = 0;
   integrate(
       cosmo, a, r.state,

@@ -1,0 +1,127 @@
+/// \file
+/// \brief The lightcone of a simulation: shells painted into density planes as the run passes
+/// their scale factors, and the Born convergence maps built from them.
+#pragma once
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "diffpm/core/error.hpp"
+#include "diffpm/lensing/born.hpp"
+#include "diffpm/lensing/flat_map.hpp"
+#include "diffpm/lensing/plane.hpp"
+#include "diffpm/lensing/plane_interpolation.hpp"
+#include "diffpm/lensing/replicas.hpp"
+#include "diffpm/lensing/shell_painting.hpp"
+#include "diffpm/lensing/shells.hpp"
+
+namespace diffpm::lensing {
+
+/// Collects the lightcone during a run. The simulation calls paint(a_i, x) with positions
+/// drifted exactly to each plane's a_i (the integrator's snapshot hook: no step boundary is
+/// added, and a_i moving with the cosmology moves the paint time continuously); each call
+/// paints that shell's plane (shell_painting.hpp), samples it at the map pixels
+/// (plane_interpolation.hpp) and adds it to every source's convergence with its Born weight
+/// (born.hpp). Planes are dropped after use unless keep_planes is set (the adjoint needs them).
+template <class T>
+class Lightcone {
+ public:
+  /// born_weights[s][i]: the weight of plane i in source s's convergence (born_weights()).
+  Lightcone(Shells<double> shells, Replicas replicas, const PlaneGrid& plane_grid,
+            const MapGeometry& map, std::vector<std::vector<double>> born_weights,
+            double particle_density = 0.0, bool keep_planes = false)
+      : shells_(std::move(shells)),
+        replicas_(std::move(replicas)),
+        plane_grid_(plane_grid),
+        map_(map),
+        weights_(std::move(born_weights)),
+        density_(particle_density),
+        keep_(keep_planes),
+        done_(shells_.chi.size(), false) {
+    replicas_.validate();
+    plane_grid_.validate();
+    map_.validate();
+    if (shells_.chi.empty()) throw InvalidArgument("Lightcone: no shells");
+    if (weights_.empty()) throw InvalidArgument("Lightcone: no sources");
+    for (std::size_t s = 0; s < weights_.size(); ++s) {
+      if (weights_[s].size() != shells_.chi.size()) {
+        throw InvalidArgument("Lightcone: source " + std::to_string(s) + " has " +
+                              std::to_string(weights_[s].size()) + " Born weights for " +
+                              std::to_string(shells_.chi.size()) + " planes");
+      }
+    }
+    kappa_.assign(weights_.size(), Map<T>(map_));
+    if (keep_) planes_.assign(shells_.chi.size(), Plane<T>());
+  }
+
+  /// The scale factors at which paint() must be called, increasing (farthest plane first).
+  std::vector<double> scale_factors() const {
+    std::vector<double> a(shells_.a.begin(), shells_.a.end());
+    std::sort(a.begin(), a.end());
+    return a;
+  }
+
+  /// Paints every plane whose a_i equals a (the snapshot hook passes back the requested values
+  /// exactly). Throws InvalidArgument if a is no plane's scale factor or was already painted.
+  void paint(double a, const particles::Positions<T>& x) {
+    bool any = false;
+    for (std::size_t i = 0; i < shells_.a.size(); ++i) {
+      if (shells_.a[i] != a) continue;
+      if (done_[i]) {
+        throw InvalidArgument("Lightcone: plane " + std::to_string(i) + " at a = " +
+                              format_number(a) + " painted twice");
+      }
+      any = true;
+      Plane<T> plane(plane_grid_);
+      paint_shell(x, replicas_, shells_.chi[i], shells_.width, plane, density_);
+      Map<T> sampled(map_);
+      interpolate_plane(plane, shells_.chi[i], sampled);
+      for (std::size_t s = 0; s < weights_.size(); ++s) {
+        born_accumulate(sampled, weights_[s][i], kappa_[s]);
+      }
+      if (keep_) planes_[i] = std::move(plane);
+      done_[i] = true;
+    }
+    if (!any) {
+      throw InvalidArgument("Lightcone: a = " + format_number(a) + " is not a plane's scale factor");
+    }
+  }
+
+  /// Whether every plane has been painted.
+  bool complete() const { return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; }); }
+
+  /// One convergence map per source, in the order of the Born weights. Throws InvalidArgument
+  /// while planes are missing (a map with missing planes would be silently wrong).
+  const std::vector<Map<T>>& convergence() const {
+    if (!complete()) {
+      const auto missing = std::count(done_.begin(), done_.end(), false);
+      throw InvalidArgument("Lightcone: " + std::to_string(missing) +
+                            " planes not painted yet (the run did not reach their a_i)");
+    }
+    return kappa_;
+  }
+
+  const Shells<double>& shells() const { return shells_; }
+  const Replicas& replicas() const { return replicas_; }
+  const PlaneGrid& plane_grid() const { return plane_grid_; }
+  const MapGeometry& map_geometry() const { return map_; }
+  const std::vector<std::vector<double>>& weights() const { return weights_; }
+  /// The painted planes, by shell index (empty unless keep_planes).
+  const std::vector<Plane<T>>& planes() const { return planes_; }
+
+ private:
+  Shells<double> shells_;
+  Replicas replicas_;
+  PlaneGrid plane_grid_;
+  MapGeometry map_;
+  std::vector<std::vector<double>> weights_;
+  double density_;
+  bool keep_;
+  std::vector<bool> done_;
+  std::vector<Map<T>> kappa_;
+  std::vector<Plane<T>> planes_;
+};
+
+}  // namespace diffpm::lensing
