@@ -29,21 +29,28 @@ template <class T>
 class Lightcone {
  public:
   /// born_weights[s][i]: the weight of plane i in source s's convergence (born_weights()).
-  Lightcone(Shells<double> shells, Replicas replicas, const PlaneGrid& plane_grid,
+  /// plane_grids[i]: the angular grid of plane i (PlaneGrid::covering(map, cell, chi_i)), fixed
+  /// for the lightcone's life (a discretisation, not a function of the cosmology), so that
+  /// gradients and finite differences see the same planes.
+  Lightcone(Shells<double> shells, Replicas replicas, std::vector<PlaneGrid> plane_grids,
             const MapGeometry& map, std::vector<std::vector<double>> born_weights,
             double particle_density = 0.0, bool keep_planes = false)
       : shells_(std::move(shells)),
         replicas_(std::move(replicas)),
-        plane_grid_(plane_grid),
+        grids_(std::move(plane_grids)),
         map_(map),
         weights_(std::move(born_weights)),
         density_(particle_density),
         keep_(keep_planes),
         done_(shells_.chi.size(), false) {
     replicas_.validate();
-    plane_grid_.validate();
     map_.validate();
     if (shells_.chi.empty()) throw InvalidArgument("Lightcone: no shells");
+    if (grids_.size() != shells_.chi.size()) {
+      throw InvalidArgument("Lightcone: " + std::to_string(grids_.size()) + " plane grids for " +
+                            std::to_string(shells_.chi.size()) + " planes");
+    }
+    for (const auto& g : grids_) detail::check_plane_covers(g, map_, "Lightcone");
     if (weights_.empty()) throw InvalidArgument("Lightcone: no sources");
     for (std::size_t s = 0; s < weights_.size(); ++s) {
       if (weights_[s].size() != shells_.chi.size()) {
@@ -74,10 +81,10 @@ class Lightcone {
                               format_number(a) + " painted twice");
       }
       any = true;
-      Plane<T> plane(plane_grid_);
+      Plane<T> plane(grids_[i]);
       paint_shell(x, replicas_, shells_.chi[i], shells_.width, plane, density_);
       Map<T> sampled(map_);
-      interpolate_plane(plane, shells_.chi[i], sampled);
+      interpolate_plane(plane, sampled);
       for (std::size_t s = 0; s < weights_.size(); ++s) {
         born_accumulate(sampled, weights_[s][i], kappa_[s]);
       }
@@ -105,7 +112,7 @@ class Lightcone {
 
   const Shells<double>& shells() const { return shells_; }
   const Replicas& replicas() const { return replicas_; }
-  const PlaneGrid& plane_grid() const { return plane_grid_; }
+  const std::vector<PlaneGrid>& plane_grids() const { return grids_; }
   const MapGeometry& map_geometry() const { return map_; }
   const std::vector<std::vector<double>>& weights() const { return weights_; }
   /// The painted planes, by shell index (empty unless keep_planes).
@@ -114,7 +121,7 @@ class Lightcone {
  private:
   Shells<double> shells_;
   Replicas replicas_;
-  PlaneGrid plane_grid_;
+  std::vector<PlaneGrid> grids_;
   MapGeometry map_;
   std::vector<std::vector<double>> weights_;
   double density_;

@@ -1,6 +1,7 @@
 /// \file
-/// \brief Painting one lightcone shell into its density plane (2D CIC across the line of sight,
-/// the hat of lensing/shells.hpp along it), and the adjoint.
+/// \brief Painting one lightcone shell into its density plane: each particle (and each of its
+/// periodic images in the lightcone) at its own flat-sky angle, 2D CIC across the line of
+/// sight and the hat of shells.hpp along it; and the adjoint.
 #pragma once
 
 #include <algorithm>
@@ -29,8 +30,7 @@ struct ShellPaintGradient {
 namespace detail {
 
 struct ShellItem {
-  PlaneStencil st;
-  double w;
+  double tx, ty, w;
 };
 
 struct ReplicaView {
@@ -50,17 +50,10 @@ inline void check_shell(const Replicas& rep, double chi, double width, const Pla
                         const char* fn) {
   rep.validate();
   grid.validate();
-  if (!(width > 0.0) || !std::isfinite(width) || !(chi >= 0.0) || !std::isfinite(chi)) {
+  if (!(width > 0.0) || !std::isfinite(width) || !(chi > 0.0) || !std::isfinite(chi)) {
     throw InvalidArgument(std::string(fn) + ": shell at chi = " + format_number(chi) +
                           " Mpc/h with width " + format_number(width) +
-                          " (need chi >= 0, width > 0, both finite)");
-  }
-  if (grid.length[0] != rep.box[1] || grid.length[1] != rep.box[2]) {
-    throw InvalidArgument(std::string(fn) + ": plane of " + format_number(grid.length[0]) + " x " +
-                          format_number(grid.length[1]) +
-                          " Mpc/h, but the box's transverse sides are " +
-                          format_number(rep.box[1]) + " x " + format_number(rep.box[2]) +
-                          " (planes are periodic with the box)");
+                          " (need chi > 0, width > 0, both finite)");
   }
 }
 
@@ -74,14 +67,23 @@ inline double particle_density(double given, std::size_t n, const Replicas& rep,
   return given;
 }
 
-/// Calls f(p, m-view, s, u, v) for every particle p and every replica of the shell, with the
-/// particle's line-of-sight distance s and transverse coordinates (u, v) in that replica, in
-/// fixed blocks: f(block, ...) runs in parallel over blocks, each block in particle order.
+/// 1 / (nbar Delta cell^2): with the factor 1 / s^2 of each image, the weight that turns
+/// counts into 1 + delta (see paint_shell).
+inline double shell_norm(double nbar, double width, double cell) {
+  return 1.0 / (nbar * width * cell * cell);
+}
+
+/// Calls f(block, p, s, tx, ty) for every particle p, every box replica of the shell along the
+/// line of sight and every periodic image across it whose angle falls on the plane (continuous
+/// point coordinates tx, ty in (-1, n)), with s > 0 its distance along the line of sight and
+/// hat(s) > 0. Runs in parallel over fixed particle blocks, each in particle order.
 template <class T, class F>
-void for_each_in_replicas(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
-                          const std::vector<ReplicaView>& views, int n_blocks, const F& f) {
+void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
+                    const PlaneGrid& g, double chi, double width, int n_blocks, const F& f) {
+  const auto views = replicas_for(rep, chi, width);
   const std::size_t n = x.size();
-  const double Lx = rep.box[0];
+  const double Lx = rep.box[0], Ly = rep.box[1], Lz = rep.box[2];
+  const double theta_lo = g.angle(0) - g.cell, theta_hi = g.angle(g.n - 1) + g.cell;
   DIFFPM_OMP(omp parallel for schedule(dynamic, 1))
   for (int b = 0; b < n_blocks; ++b) {
     const std::size_t begin = n * std::size_t(b) / n_blocks, end = n * std::size_t(b + 1) / n_blocks;
@@ -89,7 +91,22 @@ void for_each_in_replicas(const std::vector<std::array<T, 3>>& x, const Replicas
       const double x0 = double(x[p][0]), x1 = double(x[p][1]), x2 = double(x[p][2]);
       for (const auto& view : views) {
         const double s = view.m * Lx + wrap_periodic(x0 + view.r[0] - rep.observer[0], Lx);
-        f(b, p, s, x1 + view.r[1] - rep.observer[1], x2 + view.r[2] - rep.observer[2]);
+        if (!(s > 0.0) || !(std::fabs(s - chi) < width)) continue;
+        const double X = x1 + view.r[1] - rep.observer[1];
+        const double Y = x2 + view.r[2] - rep.observer[2];
+        const long long ny0 = static_cast<long long>(std::ceil((theta_lo * s - X) / Ly));
+        const long long ny1 = static_cast<long long>(std::floor((theta_hi * s - X) / Ly));
+        const long long nz0 = static_cast<long long>(std::ceil((theta_lo * s - Y) / Lz));
+        const long long nz1 = static_cast<long long>(std::floor((theta_hi * s - Y) / Lz));
+        for (long long iy = ny0; iy <= ny1; ++iy) {
+          const double tx = g.coordinate((X + double(iy) * Ly) / s);
+          if (!(tx > -1.0 && tx < g.n)) continue;
+          for (long long iz = nz0; iz <= nz1; ++iz) {
+            const double ty = g.coordinate((Y + double(iz) * Lz) / s);
+            if (!(ty > -1.0 && ty < g.n)) continue;
+            f(b, p, s, tx, ty);
+          }
+        }
       }
     }
   }
@@ -106,70 +123,81 @@ void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* 
 
 }  // namespace detail
 
-/// Paints the shell centred at comoving distance chi (half-width Delta = width) into `plane`
-/// as an overdensity:
-///   delta(u, v) = sum_p sum_m Lambda(s_pm) W(u_pm, v_pm) / (nbar Delta A_cell) - 1,
-/// over particles p and box replicas m (lensing/replicas.hpp), Lambda the line-of-sight hat
-/// (lensing/shells.hpp), W the 2D CIC weights on the periodic plane and A_cell its cell area.
-/// nbar Delta is the mean surface density of the shell (the hat integrates to Delta), so a
-/// uniform distribution gives delta = 0. nbar = `particle_density` (per (Mpc/h)^3), or
-/// N / V_box when 0. The sum is bitwise the same for any thread count (particles are bucketed by
-/// plane row and painted in colour phases, as the 3D paint: particles/detail/cic_paint.hpp).
-/// Throws InvalidArgument on a non-finite position, a bad shell or a plane that does not
-/// match the box's transverse sides.
+/// Paints the shell centred at comoving distance chi (hat half-width Delta = width) into
+/// `plane` as an overdensity:
+///   delta(point) = sum over particles, replicas and images of
+///                  Lambda(s) W(theta) / (nbar Delta cell^2 s^2) - 1,
+/// where s is the image's distance along the line of sight, theta = x_perp / s its flat-sky
+/// angle, Lambda the hat of shells.hpp, W the 2D CIC weight of the plane point and cell the
+/// plane's angular cell. An image at s stands for the volume s^2 ds dOmega, hence the 1 / s^2:
+/// uniform matter (nbar s^2 per unit s and steradian) then gives int Lambda ds / Delta - 1 = 0,
+/// and the plane is the hat-weighted line-of-sight average of delta, (1/Delta) int Lambda delta
+/// ds, whatever the shell's thickness (a shell-averaged s^2 would bias a thin sheet by
+/// Delta^2 / (6 chi^2)). nbar = `particle_density` per (Mpc/h)^3, or N / V_box when 0. Periodic images
+/// across the line of sight are enumerated explicitly (replicas.hpp), so a wide lightcone sees
+/// each structure where it really is, not folded back into one box width.
+/// The deposit is bitwise the same for any thread count (items bucketed by plane row, rows
+/// painted in colour phases, as the 3D paint: particles/detail/cic_paint.hpp).
+/// Throws InvalidArgument on a non-finite position or a bad shell.
 template <class T>
 void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double chi, double width,
                  Plane<T>& plane, double particle_density = 0.0) {
   const char* fn = "paint_shell";
   detail::check_shell(rep, chi, width, plane.grid, fn);
   detail::check_finite_positions(x, fn);
+  const PlaneGrid& g = plane.grid;
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
-  const double w = 1.0 / (nbar * width * plane.grid.cell_area());
-  const auto views = detail::replicas_for(rep, chi, width);
+  const double K = detail::shell_norm(nbar, width, g.cell);
   const int n_blocks = detail::reduction_blocks(x.size());
   std::vector<std::vector<detail::ShellItem>> items(n_blocks);
-  const PlaneGrid& g = plane.grid;
-  detail::for_each_in_replicas(x, rep, views, n_blocks,
-                               [&](int b, std::size_t, double s, double u, double v) {
-                                 const Hat h = line_of_sight_hat(s, chi, width);
-                                 if (h.value > 0.0) {
-                                   items[b].push_back({detail::plane_stencil(g, u, v), w * h.value});
-                                 }
-                               });
-  // Stable counting sort by plane row, in block order: an order fixed by the positions alone.
+  detail::for_each_image(x, rep, g, chi, width, n_blocks,
+                         [&](int b, std::size_t, double s, double tx, double ty) {
+                           const Hat h = line_of_sight_hat(s, chi, width);
+                           items[b].push_back({tx, ty, K * h.value / (s * s)});
+                         });
+  // Stable counting sort by plane row j = floor(ty) in [-1, n - 1] (bucket j + 1), in block
+  // order: an order fixed by the positions alone.
+  const int n_buckets = g.n + 1;
+  auto bucket = [](const detail::ShellItem& it) { return int(std::floor(it.ty)) + 1; };
   particles::detail::PlaneBuckets<detail::ShellItem> buckets;
-  buckets.start.assign(std::size_t(g.n[0]) + 1, 0);
+  buckets.start.assign(std::size_t(n_buckets) + 1, 0);
   std::size_t total = 0;
   for (const auto& blk : items) {
     total += blk.size();
-    for (const auto& it : blk) ++buckets.start[std::size_t(it.st.i0) + 1];
+    for (const auto& it : blk) ++buckets.start[std::size_t(bucket(it)) + 1];
   }
-  for (int i = 0; i < g.n[0]; ++i) buckets.start[i + 1] += buckets.start[i];
+  for (int i = 0; i < n_buckets; ++i) buckets.start[i + 1] += buckets.start[i];
   buckets.items.resize(total);
   {
     std::vector<std::size_t> next(buckets.start.begin(), buckets.start.end() - 1);
     for (const auto& blk : items)
-      for (const auto& it : blk) buckets.items[next[it.st.i0]++] = it;
+      for (const auto& it : blk) buckets.items[next[bucket(it)]++] = it;
   }
   items.clear();
-  std::vector<double> acc(g.size(), 0.0);  // double accumulation: float planes of ~1e6
-                                           // particles would otherwise lose digits
+  // Accumulated in double: a float plane summing ~10^6 particles would lose digits.
+  std::vector<double> acc(g.size(), 0.0);
   double* m = acc.data();
-  const int nv = g.n[1];
-  particles::detail::paint_by_planes(buckets, g.n[0], [&](const detail::ShellItem& it) {
-    const auto& st = it.st;
-    const double a0 = it.w * (1.0 - st.fu), a1 = it.w * st.fu;
-    m[std::size_t(st.i0) * nv + st.j0] += a0 * (1.0 - st.fv);
-    m[std::size_t(st.i0) * nv + st.j1] += a0 * st.fv;
-    m[std::size_t(st.i1) * nv + st.j0] += a1 * (1.0 - st.fv);
-    m[std::size_t(st.i1) * nv + st.j1] += a1 * st.fv;
+  const int n = g.n;
+  // Bucket b writes rows b - 1 and b only, so buckets two apart never conflict (the colour
+  // phases of paint_by_planes).
+  particles::detail::paint_by_planes(buckets, n_buckets, [&](const detail::ShellItem& it) {
+    const auto ax = detail::axis_stencil(it.tx, n), ay = detail::axis_stencil(it.ty, n);
+    const double wy[2] = {it.w * (1.0 - ay.f), it.w * ay.f};
+    const int jy[2] = {ay.lo, ay.hi};
+    for (int c = 0; c < 2; ++c) {
+      if (jy[c] < 0) continue;
+      double* row = m + std::size_t(jy[c]) * n;
+      if (ax.lo >= 0) row[ax.lo] += wy[c] * (1.0 - ax.f);
+      if (ax.hi >= 0) row[ax.hi] += wy[c] * ax.f;
+    }
   });
   for (std::size_t c = 0; c < g.size(); ++c) plane.data[c] = static_cast<T>(acc[c] - 1.0);
 }
 
 /// The adjoint of paint_shell: given plane_bar = dL/ddelta, adds dL/dx to x_bar (sized to the
 /// particles, zeros, if empty) and returns dL/dchi and dL/dDelta (through the hat and through
-/// the normalisation 1/Delta). The "- 1" is a constant and has no adjoint. Reductions run over
+/// the normalisation 1 / Delta). The "- 1" is a constant and has no adjoint; the plane's grid is a
+/// fixed discretisation (chosen once per lightcone), not a function of chi. Reductions run over
 /// fixed particle blocks, so the result does not depend on the thread count.
 template <class T>
 ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const Replicas& rep,
@@ -180,35 +208,43 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
   detail::check_shell(rep, chi, width, plane_bar.grid, fn);
   detail::check_finite_positions(x, fn);
   particles::detail::prepare_accumulator(x_bar, x.size(), fn, "x_bar");
+  const PlaneGrid& g = plane_bar.grid;
+  if (plane_bar.data.size() != g.size()) {
+    throw InvalidArgument(std::string(fn) + ": plane_bar holds " +
+                          std::to_string(plane_bar.data.size()) + " values for " +
+                          std::to_string(g.size()) + " points");
+  }
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
-  const double w = 1.0 / (nbar * width * plane_bar.grid.cell_area());
-  const auto views = detail::replicas_for(rep, chi, width);
+  const double K = detail::shell_norm(nbar, width, g.cell);
   const int n_blocks = detail::reduction_blocks(x.size());
   std::vector<double> d_chi(n_blocks, 0.0), d_width(n_blocks, 0.0);
-  const PlaneGrid& g = plane_bar.grid;
   const T* pb = plane_bar.data.data();
-  const double su = g.n[0] / g.length[0], sv = g.n[1] / g.length[1];
-  const int nv = g.n[1];
-  detail::for_each_in_replicas(
-      x, rep, views, n_blocks, [&](int b, std::size_t p, double s, double u, double v) {
+  const int n = g.n;
+  const double centre = 0.5 * (n - 1);
+  auto at = [&](int i, int j) { return i < 0 || j < 0 ? 0.0 : double(pb[std::size_t(j) * n + i]); };
+  detail::for_each_image(
+      x, rep, g, chi, width, n_blocks, [&](int b, std::size_t p, double s, double tx, double ty) {
         const Hat h = line_of_sight_hat(s, chi, width);
-        if (!(h.value > 0.0) && h.d_s == 0.0) return;
-        const auto st = detail::plane_stencil(g, u, v);
-        const double b00 = double(pb[std::size_t(st.i0) * nv + st.j0]);
-        const double b01 = double(pb[std::size_t(st.i0) * nv + st.j1]);
-        const double b10 = double(pb[std::size_t(st.i1) * nv + st.j0]);
-        const double b11 = double(pb[std::size_t(st.i1) * nv + st.j1]);
-        const double lo_u = b00 * (1.0 - st.fv) + b01 * st.fv;
-        const double hi_u = b10 * (1.0 - st.fv) + b11 * st.fv;
-        const double val = lo_u * (1.0 - st.fu) + hi_u * st.fu;  // bilinear readout of plane_bar
-        const double gu = (hi_u - lo_u) * su;
-        const double gv = ((b01 - b00) * (1.0 - st.fu) + (b11 - b10) * st.fu) * sv;
-        x_bar[p][0] += static_cast<T>(w * val * h.d_s);
-        x_bar[p][1] += static_cast<T>(w * h.value * gu);
-        x_bar[p][2] += static_cast<T>(w * h.value * gv);
-        d_chi[b] += w * val * h.d_chi;
-        // d(w h)/dDelta with w = 1 / (nbar Delta A): w (dh/dDelta - h / Delta).
-        d_width[b] += w * val * (h.d_width - h.value / width);
+        const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
+        const double b00 = at(ax.lo, ay.lo), b10 = at(ax.hi, ay.lo);
+        const double b01 = at(ax.lo, ay.hi), b11 = at(ax.hi, ay.hi);
+        const double lo_y = b00 * (1.0 - ax.f) + b10 * ax.f;  // row ay.lo
+        const double hi_y = b01 * (1.0 - ax.f) + b11 * ax.f;  // row ay.hi
+        const double val = lo_y * (1.0 - ay.f) + hi_y * ay.f;  // bilinear readout of plane_bar
+        const double gx = (b10 - b00) * (1.0 - ay.f) + (b11 - b01) * ay.f;  // d/dtx
+        const double gy = hi_y - lo_y;                                      // d/dty
+        // value = K Lambda(s) W(t) / s^2 with t = theta / cell + centre, theta = X / s:
+        // dt/dX = 1 / (s cell), dt/ds = -theta / (s cell) = -(t - centre) / s; K = 1 / (nbar
+        // Delta cell^2) gives dK/dDelta = -K / Delta.
+        const double k_s2 = K / (s * s);
+        const double wh = k_s2 * h.value;
+        const double inv = 1.0 / (s * g.cell);
+        x_bar[p][0] += static_cast<T>(k_s2 * val * (h.d_s - 2.0 * h.value / s) -
+                                      wh * (gx * (tx - centre) + gy * (ty - centre)) / s);
+        x_bar[p][1] += static_cast<T>(wh * gx * inv);
+        x_bar[p][2] += static_cast<T>(wh * gy * inv);
+        d_chi[b] += val * k_s2 * h.d_chi;
+        d_width[b] += val * k_s2 * (h.d_width - h.value / width);
       });
   ShellPaintGradient r;
   for (int b = 0; b < n_blocks; ++b) {
