@@ -4,7 +4,10 @@
 # touches neither the network nor apt's state. Uses sudo only when not running as root.
 set -euo pipefail
 
-packages=(build-essential cmake pkg-config libeigen3-dev libfftw3-dev catch2 libbenchmark-dev)
+# libcfitsio-dev and zlib1g-dev: FITS and PNG maps (io/fits.hpp, io/png.hpp); python3-astropy:
+# the fits_astropy test (DIFFPM_TEST_ASTROPY), which reads our FITS files with astropy.
+packages=(build-essential cmake pkg-config libeigen3-dev libfftw3-dev catch2 libbenchmark-dev
+          libcfitsio-dev zlib1g-dev python3-astropy)
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-debian-deps: apt-get not found; install these packages by hand:" >&2
