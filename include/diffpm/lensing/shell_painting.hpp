@@ -29,10 +29,6 @@ struct ShellPaintGradient {
 
 namespace detail {
 
-struct ShellItem {
-  double tx, ty, w;
-};
-
 struct ReplicaView {
   int m;
   std::array<double, 3> r;
@@ -55,6 +51,14 @@ inline void check_shell(const Replicas& rep, double chi, double width, const Pla
                           " Mpc/h with width " + format_number(width) +
                           " (need chi > 0, width > 0, both finite)");
   }
+}
+
+/// Particle groups of paint_shell, each with its own plane of doubles: 16 (enough parallelism
+/// for a workstation), fewer when 16 planes would take more than 256 MB. A function of the
+/// plane size alone, so that the painted plane does not depend on the thread count.
+inline int paint_groups(std::size_t plane_size) {
+  const std::size_t budget = (std::size_t(256) << 20) / sizeof(double);
+  return static_cast<int>(std::clamp<std::size_t>(budget / std::max<std::size_t>(plane_size, 1), 1, 16));
 }
 
 /// Particles per (Mpc/h)^3: the given density, or N / V when it is 0.
@@ -136,8 +140,8 @@ void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* 
 /// Delta^2 / (6 chi^2)). nbar = `particle_density` per (Mpc/h)^3, or N / V_box when 0. Periodic images
 /// across the line of sight are enumerated explicitly (replicas.hpp), so a wide lightcone sees
 /// each structure where it really is, not folded back into one box width.
-/// The deposit is bitwise the same for any thread count (items bucketed by plane row, rows
-/// painted in colour phases, as the 3D paint: particles/detail/cic_paint.hpp).
+/// The deposit is bitwise the same for any thread count (fixed particle groups, each painting
+/// its own plane, added in order: detail::paint_groups).
 /// Throws InvalidArgument on a non-finite position or a bad shell.
 template <class T>
 void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double chi, double width,
@@ -148,49 +152,32 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   const PlaneGrid& g = plane.grid;
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
   const double K = detail::shell_norm(nbar, width, g.cell);
-  const int n_blocks = detail::reduction_blocks(x.size());
-  std::vector<std::vector<detail::ShellItem>> items(n_blocks);
-  detail::for_each_image(x, rep, g, chi, width, n_blocks,
-                         [&](int b, std::size_t, double s, double tx, double ty) {
-                           const Hat h = line_of_sight_hat(s, chi, width);
-                           items[b].push_back({tx, ty, K * h.value / (s * s)});
-                         });
-  // Stable counting sort by plane row j = floor(ty) in [-1, n - 1] (bucket j + 1), in block
-  // order: an order fixed by the positions alone.
-  const int n_buckets = g.n + 1;
-  auto bucket = [](const detail::ShellItem& it) { return int(std::floor(it.ty)) + 1; };
-  particles::detail::PlaneBuckets<detail::ShellItem> buckets;
-  buckets.start.assign(std::size_t(n_buckets) + 1, 0);
-  std::size_t total = 0;
-  for (const auto& blk : items) {
-    total += blk.size();
-    for (const auto& it : blk) ++buckets.start[std::size_t(bucket(it)) + 1];
-  }
-  for (int i = 0; i < n_buckets; ++i) buckets.start[i + 1] += buckets.start[i];
-  buckets.items.resize(total);
-  {
-    std::vector<std::size_t> next(buckets.start.begin(), buckets.start.end() - 1);
-    for (const auto& blk : items)
-      for (const auto& it : blk) buckets.items[next[bucket(it)]++] = it;
-  }
-  items.clear();
+  // Each of a fixed number of particle groups deposits into its own plane; the planes are then
+  // added in group order. The groups depend on the plane size only, so the sum is bitwise the
+  // same for any thread count; at most `groups` threads work (see detail::paint_groups).
+  const int groups = detail::paint_groups(g.size());
   // Accumulated in double: a float plane summing ~10^6 particles would lose digits.
-  std::vector<double> acc(g.size(), 0.0);
-  double* m = acc.data();
+  std::vector<double> partial(std::size_t(groups) * g.size(), 0.0);
   const int n = g.n;
-  // Bucket b writes rows b - 1 and b only, so buckets two apart never conflict (the colour
-  // phases of paint_by_planes).
-  particles::detail::paint_by_planes(buckets, n_buckets, [&](const detail::ShellItem& it) {
-    const auto ax = detail::axis_stencil(it.tx, n), ay = detail::axis_stencil(it.ty, n);
-    const double wy[2] = {it.w * (1.0 - ay.f), it.w * ay.f};
-    const int jy[2] = {ay.lo, ay.hi};
-    for (int c = 0; c < 2; ++c) {
-      if (jy[c] < 0) continue;
-      double* row = m + std::size_t(jy[c]) * n;
-      if (ax.lo >= 0) row[ax.lo] += wy[c] * (1.0 - ax.f);
-      if (ax.hi >= 0) row[ax.hi] += wy[c] * ax.f;
-    }
-  });
+  detail::for_each_image(
+      x, rep, g, chi, width, groups, [&](int b, std::size_t, double s, double tx, double ty) {
+        const double w = K * line_of_sight_hat(s, chi, width).value / (s * s);
+        double* m = partial.data() + std::size_t(b) * g.size();
+        const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
+        const double wy[2] = {w * (1.0 - ay.f), w * ay.f};
+        const int jy[2] = {ay.lo, ay.hi};
+        for (int c = 0; c < 2; ++c) {
+          if (jy[c] < 0) continue;
+          double* row = m + std::size_t(jy[c]) * n;
+          if (ax.lo >= 0) row[ax.lo] += wy[c] * (1.0 - ax.f);
+          if (ax.hi >= 0) row[ax.hi] += wy[c] * ax.f;
+        }
+      });
+  std::vector<double> acc(partial.begin(), partial.begin() + std::ptrdiff_t(g.size()));
+  for (int b = 1; b < groups; ++b) {
+    const double* m = partial.data() + std::size_t(b) * g.size();
+    for (std::size_t c = 0; c < g.size(); ++c) acc[c] += m[c];
+  }
   for (std::size_t c = 0; c < g.size(); ++c) plane.data[c] = static_cast<T>(acc[c] - 1.0);
 }
 
