@@ -254,6 +254,35 @@ AngularPowerSpectrum cross_angular_power_spectrum(const Map<T>& a, const Map<T>&
   return detail::bin_cross_power(a.geometry, fa.data(), fb.data(), ell_edges);
 }
 
+/// The average of f(ell_x, ell_y) over the modes of each bin, with the modes and weights of
+/// angular_power_spectrum on a map of geometry `g`: what the estimator returns on average for a
+/// field whose modes have expected power f(ell_m), e.g. a theory C(|ell|) times an anisotropic
+/// pixel window. Bins without modes get 0. Serial; f is called once per half-spectrum mode.
+template <class F>
+std::vector<double> bin_average(const MapGeometry& g, const std::vector<double>& ell_edges,
+                                F&& f) {
+  g.validate();
+  detail::check_ell_edges(ell_edges);
+  const int n = g.pixels, n_bins = int(ell_edges.size()) - 1;
+  const double dl = 2.0 * M_PI / g.fov_rad();
+  std::vector<double> sum(n_bins, 0.0), count(n_bins, 0.0);
+  for (int ky = 0; ky < n; ++ky) {
+    const double ly = dl * detail::signed_frequency(ky, n);
+    for (int kx = 0; kx <= n / 2; ++kx) {
+      if (kx == 0 && ky == 0) continue;
+      const double lx = dl * kx, ell = std::sqrt(lx * lx + ly * ly);
+      if (!(ell >= ell_edges.front()) || !(ell < ell_edges.back())) continue;
+      const int bin =
+          int(std::upper_bound(ell_edges.begin(), ell_edges.end(), ell) - ell_edges.begin()) - 1;
+      const int w = detail::half_spectrum_weight(kx, n);
+      sum[bin] += w * double(f(lx, ly));
+      count[bin] += w;
+    }
+  }
+  for (int b = 0; b < n_bins; ++b) sum[b] = count[b] > 0 ? sum[b] / count[b] : 0.0;
+  return sum;
+}
+
 /// The binned auto spectrum C(ell) = (Omega / N_pix^2) |kappa_m|^2 averaged over the modes of
 /// each bin (see the file comment), for float and double maps (the FFT runs in T, the sums in
 /// double).

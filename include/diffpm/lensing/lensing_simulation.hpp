@@ -1,0 +1,107 @@
+/// \file
+/// \brief A forward run with its lightcone: initial conditions, LPT, PM steps, shells painted at
+/// their scale factors, and Born convergence maps for several source distributions.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "diffpm/core/error.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/lensing/born.hpp"
+#include "diffpm/lensing/lensing_efficiency.hpp"
+#include "diffpm/lensing/lightcone.hpp"
+#include "diffpm/lensing/redshift_distribution.hpp"
+#include "diffpm/nbody/simulation.hpp"
+
+namespace diffpm::lensing {
+
+/// The lightcone of a run: map, shells, density planes, replicas.
+struct LensingConfig {
+  MapGeometry map{256, 5.0};
+  int planes = 16;  ///< shells out to the farthest source (shells.hpp)
+  /// Comoving resolution of the density planes, Mpc/h: plane i has angular cells of
+  /// max(pixel, plane_cell / chi_i) (PlaneGrid::covering). 0 takes the force mesh's cell
+  /// (L_y / n_y), so that the planes resolve what the force resolves and no more.
+  double plane_cell = 0.0;
+  bool random_shifts = false;    ///< shift each box replica randomly (replicas.hpp)
+  std::uint64_t shift_seed = 1;  ///< seed of the replica shifts
+
+  void validate() const {
+    map.validate();
+    if (planes < 1 || planes > 100000) {
+      throw InvalidArgument("lensing: planes = " + std::to_string(planes) +
+                            " (must be in [1, 100000])");
+    }
+    if (!(plane_cell >= 0.0) || !std::isfinite(plane_cell)) {
+      throw InvalidArgument("lensing: plane cell = " + format_number(plane_cell) +
+                            " Mpc/h (must be finite and >= 0; 0 for the force mesh's)");
+    }
+  }
+};
+
+/// The maps of a lensing run and what they were built from.
+template <class T>
+struct LensingResult {
+  std::vector<Map<T>> kappa;                     ///< one per source, in the order given
+  Shells<double> shells;                         ///< the planes' chi_i, a_i and Delta
+  std::vector<std::vector<double>> born_weights;  ///< [source][plane], born.hpp
+  nbody::SimulationResult<T> simulation;         ///< the particles at a_end
+};
+
+/// Runs nbody::run_simulation with the lightcone of `lens` painted on the way, then returns the
+/// Born convergence of each source distribution (one map per source, docs/lensing.md).
+/// Shells reach the farthest source; planes at a_i <= a_start (and all of them when
+/// sim.steps == 0) are painted from LPT at a_i. The observer sits at the middle of the box's
+/// x = 0 face and looks along +x (replicas.hpp). Throws InvalidArgument if the nearest plane
+/// lies after a_end (the run would never reach it), for an empty source list, or for a curved
+/// cosmology (LensingEfficiency).
+template <class T>
+LensingResult<T> run_lensing_simulation(
+    const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
+    const LensingConfig& lens, const std::vector<SourceDistribution>& sources,
+    const std::function<void(const std::string&)>& progress = {}) {
+  sim.validate();
+  lens.validate();
+  if (sources.empty()) throw InvalidArgument("lensing: no source redshifts or distributions");
+  std::vector<LensingEfficiency<double>> q;
+  double chi_max = 0.0;
+  for (const auto& s : sources) {
+    q.emplace_back(cosmo, s);
+    chi_max = std::max(chi_max, q.back().chi_max());
+  }
+  LensingResult<T> r;
+  r.shells = Shells<double>::make(cosmo.background(), chi_max, lens.planes);
+  const double a_nearest = r.shells.a.front();
+  if (a_nearest > sim.a_end) {
+    throw InvalidArgument("lensing: the nearest plane is at a = " + format_number(a_nearest) +
+                          ", after a_end = " + format_number(sim.a_end) +
+                          " (the run must reach every plane: set a_end = 1)");
+  }
+  for (const auto& qs : q) {
+    r.born_weights.push_back(born_weights(cosmo.parameters().Omega_m(), r.shells,
+                                          [&](double chi) { return qs(chi); }));
+  }
+  const double cell = lens.plane_cell > 0.0 ? lens.plane_cell : sim.box[1] / sim.mesh[1];
+  std::vector<PlaneGrid> grids;
+  for (double chi : r.shells.chi) grids.push_back(PlaneGrid::covering(lens.map, cell, chi));
+  Lightcone<T> cone(r.shells, Replicas::centred(sim.box, lens.random_shifts, lens.shift_seed),
+                    std::move(grids), lens.map, r.born_weights);
+  nbody::IntegratorOptions options;
+  options.snapshots = cone.scale_factors();
+  r.simulation = nbody::run_simulation<T>(
+      cosmo, sim, options,
+      [&](double a, const particles::Positions<T>& x, const particles::Positions<T>&) {
+        cone.paint(a, x);
+      },
+      progress);
+  r.kappa = cone.convergence();
+  return r;
+}
+
+}  // namespace diffpm::lensing
