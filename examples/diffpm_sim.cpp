@@ -4,14 +4,22 @@
 //   diffpm-sim [cosmology flags as diffpm-cosmology] [--box L] [--particles N] [--mesh M]
 //              [--steps S] [--a-start A0] [--a-end A1] [--lpt-order 1|2] [--seed SEED]
 //              [--fixed-amplitude] [--precision float|double] [--threads T]
-//              [--stepper fastpm|leapfrog] [--save-particles] [--save-density] --out DIR
+//              [--stepper fastpm|leapfrog] [--save-particles] [--save-density]
+//              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
+//               [--plane-cell C] [--random-shifts] [--shift-seed S]] --out DIR
 //
 // Writes DIR/power.csv (k,P,P_lin,n_modes at a_end; P_lin is D1(a_end)^2 P_lin(k) averaged over
 // the same modes as P, so P/P_lin -> 1 on large scales), and with the --save flags
 // DIR/particles_x.npy, DIR/particles_p.npy (N_p x 3) and DIR/density.npy (the overdensity on
-// the mesh). Every file is written to a temporary name and renamed when complete. Progress goes
+// the mesh). With --lensing, the run also paints a lightcone (docs/lensing.md) and writes, for
+// each source i = 0, 1, ... in the order given, DIR/kappa_<i>.fits (TAN WCS; ZSOURCE or NZFILE
+// and BIN in the header), DIR/kappa_<i>.npy, DIR/kappa_<i>.png and DIR/cl_<i>.csv
+// (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes: the map's binned C_ell and the Limber
+// theory averaged over the same modes). Every file is written to a temporary name and renamed when complete. Progress goes
 // to stderr; bad input prints one line "diffpm-sim: error: ..." and exits with status 2.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -20,7 +28,12 @@
 #include "cli/arguments.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/io/atomic_file.hpp"
+#include "diffpm/io/fits.hpp"
 #include "diffpm/io/npy.hpp"
+#include "diffpm/io/png.hpp"
+#include "diffpm/lensing/angular_power.hpp"
+#include "diffpm/lensing/lensing_simulation.hpp"
+#include "diffpm/lensing/limber.hpp"
 #include "diffpm/measure/power_spectrum.hpp"
 #include "diffpm/nbody/simulation.hpp"
 
@@ -32,9 +45,19 @@ using diffpm::nbody::SimulationConfig;
 
 constexpr const char* kProgram = "diffpm-sim";
 
+/// One source of --z-source or --nz, as given on the command line.
+struct Source {
+  diffpm::lensing::SourceDistribution distribution;
+  std::string nz_file;  ///< empty for a fixed redshift
+};
+
 struct Options {
   CosmologyFlags cosmology;
   SimulationConfig sim;
+  bool lensing = false;
+  diffpm::lensing::LensingConfig lens;
+  std::vector<Source> sources;
+  std::string lensing_flag;  ///< the first lensing flag seen, for "needs --lensing"
   std::string precision = "float";
   std::string out;
   int threads = 0;
@@ -54,6 +77,8 @@ Options defaults() {
   o.sim.a_end = 1.0;
   o.sim.lpt_order = 2;
   o.sim.seed = 42;
+  o.lens.map = diffpm::lensing::MapGeometry(256, 5.0);
+  o.lens.planes = 16;
   return o;
 }
 
@@ -75,7 +100,7 @@ void print_help() {
       "  --box L            side of the periodic box in Mpc/h [%s]\n"
       "  --particles N      N^3 particles [%d]\n"
       "  --mesh M           M^3 force-mesh cells [%d]\n"
-      "  --steps S          time steps, linear in a [%d]\n"
+      "  --steps S          time steps, linear in a; 0: LPT only, at every a needed [%d]\n"
       "  --a-start A0       initial scale factor [%s]\n"
       "  --a-end A1         final scale factor, <= 1 [%s]\n"
       "  --lpt-order 1|2    initial conditions [%d]\n"
@@ -84,6 +109,23 @@ void print_help() {
       "  --stepper S        fastpm (exact linear growth) or leapfrog [fastpm]\n"
       "  --precision P      float or double [%s]\n"
       "  --threads T        OpenMP and FFTW threads [all]\n"
+      "\n"
+      "Lensing (--lensing; docs/lensing.md):\n"
+      "  --lensing          paint a lightcone (observer at the middle of the x = 0 face,\n"
+      "                     looking along +x) and make Born convergence maps\n"
+      "  --fov DEG          side of the square flat-sky map in degrees [%s]\n"
+      "  --pixels P         P x P pixels [%d]\n"
+      "  --planes K         shells equally spaced in comoving distance to the farthest\n"
+      "                     source [%d]\n"
+      "  --z-source Z,...   sources at fixed redshifts, one map each\n"
+      "  --nz FILE          a source distribution, two columns z n(z) (repeatable: one map\n"
+      "                     per file; maps are numbered in the order of the flags)\n"
+      "  --plane-cell C     comoving resolution of the density planes in Mpc/h; 0: the\n"
+      "                     force mesh's cell [0]\n"
+      "  --random-shifts    shift each periodic replica of the box randomly\n"
+      "  --shift-seed S     seed of those shifts [1]\n"
+      "  Writes, per source i: kappa_<i>.fits, kappa_<i>.npy, kappa_<i>.png and cl_<i>.csv\n"
+      "  (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes).\n"
       "\n"
       "Output:\n"
       "  --out DIR          output directory, created if missing (required)\n"
@@ -94,7 +136,8 @@ void print_help() {
       "Errors print one line on stderr and exit with status 2.\n",
       format_short(d.sim.box[0]).c_str(), d.sim.particles[0], d.sim.mesh[0], d.sim.steps,
       format_short(d.sim.a_start).c_str(), format_short(d.sim.a_end).c_str(), d.sim.lpt_order,
-      static_cast<unsigned long long>(d.sim.seed), d.precision.c_str());
+      static_cast<unsigned long long>(d.sim.seed), d.precision.c_str(),
+      format_short(d.lens.map.fov_deg).c_str(), d.lens.map.pixels, d.lens.planes);
 }
 
 int parse_count(const std::string& flag, const std::string& text, int min) {
@@ -126,6 +169,15 @@ Options parse_arguments(int argc, char** argv) {
       o.save_density = true;
       continue;
     }
+    if (flag == "--lensing") {
+      o.lensing = true;
+      continue;
+    }
+    if (flag == "--random-shifts") {
+      o.lens.random_shifts = true;
+      if (o.lensing_flag.empty()) o.lensing_flag = flag;
+      continue;
+    }
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) throw UsageError(flag + " needs a value");
       return argv[++i];
@@ -143,7 +195,7 @@ Options parse_arguments(int argc, char** argv) {
       const int n = parse_count(flag, value(), 2);
       o.sim.mesh = {n, n, n};
     } else if (flag == "--steps") {
-      o.sim.steps = parse_count(flag, value(), 1);
+      o.sim.steps = parse_count(flag, value(), 0);
     } else if (flag == "--a-start") {
       o.sim.a_start = parse_number(flag, value());
     } else if (flag == "--a-end") {
@@ -175,6 +227,41 @@ Options parse_arguments(int argc, char** argv) {
       }
     } else if (flag == "--threads") {
       o.threads = parse_count(flag, value(), 1);
+    } else if (flag == "--fov" || flag == "--pixels" || flag == "--planes" ||
+               flag == "--z-source" || flag == "--nz" || flag == "--plane-cell" ||
+               flag == "--shift-seed") {
+      if (o.lensing_flag.empty()) o.lensing_flag = flag;
+      const std::string t = value();
+      if (flag == "--fov") {
+        o.lens.map.fov_deg = parse_number(flag, t);
+      } else if (flag == "--pixels") {
+        o.lens.map.pixels = parse_count(flag, t, 2);
+      } else if (flag == "--planes") {
+        o.lens.planes = parse_count(flag, t, 1);
+      } else if (flag == "--plane-cell") {
+        o.lens.plane_cell = parse_number(flag, t);
+      } else if (flag == "--shift-seed") {
+        const double v = parse_number(flag, t);
+        if (v != std::floor(v) || v < 0 || v > 9007199254740992.0) {
+          throw UsageError("--shift-seed '" + t + "' must be an integer in [0, 2^53]");
+        }
+        o.lens.shift_seed = static_cast<std::uint64_t>(v);
+      } else if (flag == "--z-source") {
+        for (double z : parse_list(flag, t)) {
+          try {
+            o.sources.push_back({diffpm::lensing::SourceDistribution::fixed(z), ""});
+          } catch (const std::exception& e) {
+            throw UsageError("--z-source '" + t + "': " + library_message(e));
+          }
+        }
+      } else {
+        if (t.empty()) throw UsageError("--nz '' is empty");
+        try {
+          o.sources.push_back({diffpm::lensing::SourceDistribution::from_file(t), t});
+        } catch (const std::exception& e) {
+          throw UsageError("--nz '" + t + "': " + library_message(e));
+        }
+      }
     } else if (flag == "--out") {
       o.out = value();
       if (o.out.empty()) throw UsageError("--out '' is empty");
@@ -197,6 +284,22 @@ Options parse_arguments(int argc, char** argv) {
   } catch (const std::exception& e) {
     throw UsageError(library_message(e));
   }
+  if (!o.lensing && !o.lensing_flag.empty()) {
+    throw UsageError(o.lensing_flag + " needs --lensing");
+  }
+  if (o.lensing) {
+    if (o.sources.empty()) {
+      throw UsageError("--lensing needs sources: --z-source Z1,Z2,... or --nz FILE");
+    }
+    if (s.a_end != 1.0) {
+      throw UsageError("--lensing needs --a-end 1 (the lightcone ends at the observer, a = 1)");
+    }
+    try {
+      o.lens.validate();
+    } catch (const std::exception& e) {
+      throw UsageError(library_message(e));
+    }
+  }
   return o;
 }
 
@@ -218,6 +321,76 @@ diffpm::measure::PowerSpectrum binned_linear_power(
   plain.deconvolve_cic = false;
   plain.shot_noise_particle_count.reset();
   return diffpm::measure::measure_power(f, plain);
+}
+
+/// The Limber C_ell of `q` at every mode of the map, averaged over the bins as the map's
+/// estimator averages them: tabulated at 256 ells spaced logarithmically over the map's range
+/// and interpolated linearly in (ln ell, ln C), which is far smoother than the bins.
+std::vector<double> binned_limber(const dc::Cosmology<double>& cosmo,
+                                  const diffpm::lensing::LensingEfficiency<double>& q,
+                                  const diffpm::lensing::MapGeometry& map,
+                                  const std::vector<double>& edges,
+                                  diffpm::lensing::NonlinearModel model) {
+  const double lo = 0.5 * edges.front(), hi = 2.0 * edges.back();
+  constexpr int n = 256;
+  std::vector<double> ell(n);
+  for (int i = 0; i < n; ++i) ell[i] = lo * std::pow(hi / lo, double(i) / (n - 1));
+  const auto cl = diffpm::lensing::limber_convergence_cl(cosmo, q, q, ell, model);
+  return diffpm::lensing::bin_average(map, edges, [&](double lx, double ly) {
+    const double u = std::log(std::hypot(lx, ly) / lo) / std::log(hi / lo) * (n - 1);
+    const int i = std::clamp(int(u), 0, n - 2);
+    const double f = u - i;
+    if (!(cl[i] > 0.0) || !(cl[i + 1] > 0.0)) return (1.0 - f) * cl[i] + f * cl[i + 1];
+    return std::exp((1.0 - f) * std::log(cl[i]) + f * std::log(cl[i + 1]));
+  });
+}
+
+/// Writes the maps of a lensing run and their power spectra (see the file comment).
+template <class T, class Say>
+void write_lensing(const Options& o, const dc::Cosmology<double>& cosmo,
+                   const diffpm::lensing::LensingResult<T>& lr, const Say& say) {
+  namespace fs = std::filesystem;
+  namespace dl = diffpm::lensing;
+  const auto& map = o.lens.map;
+  // Log bins from the fundamental to the Nyquist multipole, about 4 per octave of the map's
+  // range, empty bins (at the lowest ells of small maps) left out of the file.
+  const int n_bins = std::clamp(int(std::ceil(4.0 * std::log2(map.pixels / 2.0))), 1, 40);
+  const auto edges = dl::log_ell_edges(dl::ell_fundamental(map), dl::ell_nyquist(map), n_bins);
+  for (std::size_t i = 0; i < lr.kappa.size(); ++i) {
+    const auto& src = o.sources[i];
+    const std::string stem = (fs::path(o.out) / ("kappa_" + std::to_string(i))).string();
+    std::vector<diffpm::io::FitsKey> keys = {
+        {"BIN", std::int64_t(i), "source index, in the order given"},
+        {"NPLANES", std::int64_t(o.lens.planes), "lightcone shells"},
+        {"BOXSIZE", o.sim.box[0], "simulation box side [Mpc/h]"},
+        {"SEED", std::int64_t(o.sim.seed), "initial-condition seed"}};
+    if (src.nz_file.empty()) {
+      keys.push_back({"ZSOURCE", src.distribution.source_redshift(), "source redshift"});
+    } else {
+      keys.push_back({"NZFILE", fs::path(src.nz_file).filename().string(), "n(z) file"});
+    }
+    diffpm::io::write_fits(stem + ".fits", lr.kappa[i], keys);
+    const std::vector<std::size_t> shape = {std::size_t(map.pixels), std::size_t(map.pixels)};
+    diffpm::io::write_npy(stem + ".npy", lr.kappa[i].data.data(), shape);
+    diffpm::io::PngOptions png;
+    png.upscale = std::clamp(256 / map.pixels, 1, 16);
+    diffpm::io::write_png(stem + ".png", lr.kappa[i], png);
+
+    const auto ps = dl::angular_power_spectrum(lr.kappa[i], edges);
+    const dl::LensingEfficiency<double> q(cosmo, src.distribution);
+    const auto lin = binned_limber(cosmo, q, map, edges, dl::NonlinearModel::linear);
+    const auto hf = binned_limber(cosmo, q, map, edges, dl::NonlinearModel::halofit);
+    const std::string cl_path = (fs::path(o.out) / ("cl_" + std::to_string(i) + ".csv")).string();
+    diffpm::io::write_atomically(cl_path, [&](std::ofstream& out) {
+      out << "ell,cl,cl_limber_linear,cl_limber_halofit,n_modes\n";
+      for (std::size_t b = 0; b < ps.cl.size(); ++b) {
+        if (ps.n_modes[b] == 0) continue;
+        out << format17(ps.ell_mean[b]) << ',' << format17(ps.cl[b]) << ',' << format17(lin[b])
+            << ',' << format17(hf[b]) << ',' << ps.n_modes[b] << '\n';
+      }
+    });
+    say("wrote " + stem + ".{fits,npy,png} and " + cl_path);
+  }
 }
 
 template <class T>
@@ -243,7 +416,19 @@ void run(const Options& o) {
       std::to_string(cfg.mesh[0]) + "^3 mesh, box " + format_short(cfg.box[0]) + " Mpc/h, " +
       std::to_string(cfg.steps) + " steps, " + o.precision + ", " +
       std::to_string(diffpm::max_threads()) + " threads");
-  const auto r = diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
+  diffpm::nbody::SimulationResult<T> r;
+  if (o.lensing) {
+    std::vector<diffpm::lensing::SourceDistribution> sources;
+    for (const auto& src : o.sources) sources.push_back(src.distribution);
+    say("lightcone: " + std::to_string(o.lens.planes) + " planes, " +
+        std::to_string(o.lens.map.pixels) + "^2 pixels on " + format_short(o.lens.map.fov_deg) +
+        " deg, " + std::to_string(sources.size()) + " source(s)");
+    auto lr = diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, o.lens, sources, say);
+    write_lensing(o, cosmo, lr, say);
+    r = std::move(lr.simulation);
+  } else {
+    r = diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
+  }
 
   say("measuring the power spectrum");
   const diffpm::mesh::Grid grid(cfg.mesh, cfg.box);
