@@ -204,7 +204,12 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
   const double K = detail::shell_norm(nbar, width, g.cell);
   const int n_blocks = detail::reduction_blocks(x.size());
-  std::vector<double> d_chi(n_blocks, 0.0), d_width(n_blocks, 0.0);
+  // One cache line per block: blocks on different threads would otherwise share lines and
+  // every image's update would bounce them between cores (2.3x slower on 2 threads than 1).
+  struct alignas(64) BlockSums {
+    double chi = 0.0, width = 0.0;
+  };
+  std::vector<BlockSums> sums(n_blocks);
   const T* pb = plane_bar.data.data();
   const int n = g.n;
   const double centre = 0.5 * (n - 1);
@@ -230,13 +235,13 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
                                       wh * (gx * (tx - centre) + gy * (ty - centre)) / s);
         x_bar[p][1] += static_cast<T>(wh * gx * inv);
         x_bar[p][2] += static_cast<T>(wh * gy * inv);
-        d_chi[b] += val * k_s2 * h.d_chi;
-        d_width[b] += val * k_s2 * (h.d_width - h.value / width);
+        sums[b].chi += val * k_s2 * h.d_chi;
+        sums[b].width += val * k_s2 * (h.d_width - h.value / width);
       });
   ShellPaintGradient r;
   for (int b = 0; b < n_blocks; ++b) {
-    r.chi += d_chi[b];
-    r.width += d_width[b];
+    r.chi += sums[b].chi;
+    r.width += sums[b].width;
   }
   return r;
 }
