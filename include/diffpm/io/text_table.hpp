@@ -12,14 +12,22 @@
 
 namespace diffpm::io {
 
-/// Reads the first `columns` numbers of every line of a text file into columns. Blank lines and
-/// lines starting with '#' are skipped; extra columns are ignored (CLASS and CAMB files carry
-/// several). Throws IoError if the file cannot be opened, and InvalidArgument naming the file,
-/// line and text if a line has fewer numbers or a value that is not a finite number.
-inline std::vector<std::vector<double>> read_text_columns(const std::string& path, int columns) {
+/// The numeric columns of a text file and the (1-based) line each row came from.
+struct TextTable {
+  std::vector<std::vector<double>> columns;
+  std::vector<int> lines;
+};
+
+/// Reads the first `columns` numbers of every line of a text file. Blank lines and lines
+/// starting with '#' are skipped. Extra columns are ignored (CLASS and CAMB files carry several)
+/// unless `exact` is true, when they are an error. Throws IoError if the file cannot be opened
+/// or read, and InvalidArgument naming the file, line and text if a line has too few (or, when
+/// exact, too many) numbers or a value that is not a finite number.
+inline TextTable read_text_table(const std::string& path, int columns, bool exact = false) {
   std::ifstream in(path);
   if (!in) throw IoError("cannot open '" + path + "' for reading");
-  std::vector<std::vector<double>> out(columns);
+  TextTable out;
+  out.columns.resize(columns);
   std::string line;
   int line_number = 0;
   while (std::getline(in, line)) {
@@ -43,11 +51,22 @@ inline std::vector<std::vector<double>> read_text_columns(const std::string& pat
                               "', expected a finite number (" + std::to_string(columns) +
                               " columns needed)");
       }
-      out[c].push_back(v);
+      out.columns[c].push_back(v);
     }
+    std::string extra;
+    if (exact && fields >> extra) {
+      throw InvalidArgument("'" + path + "' line " + std::to_string(line_number) + ": '" + line +
+                            "' has more than " + std::to_string(columns) + " columns");
+    }
+    out.lines.push_back(line_number);
   }
   if (in.bad()) throw IoError("error while reading '" + path + "'");
   return out;
+}
+
+/// The columns of read_text_table (extra columns ignored).
+inline std::vector<std::vector<double>> read_text_columns(const std::string& path, int columns) {
+  return read_text_table(path, columns).columns;
 }
 
 }  // namespace diffpm::io

@@ -5,14 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/cosmology/detail/gauss_legendre.hpp"
+#include "diffpm/io/text_table.hpp"
 
 namespace diffpm::lensing {
 
@@ -132,44 +131,11 @@ class SourceDistribution {
   /// further columns are an error). Throws IoError if it cannot be read, InvalidArgument naming
   /// the line for a malformed row, a negative n, a non-increasing z, and for a zero integral.
   static SourceDistribution from_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw IoError("cannot open n(z) file '" + path + "' for reading");
-    std::vector<double> z, n;
-    std::vector<int> lines;
-    std::string line;
-    int number = 0;
-    while (std::getline(in, line)) {
-      ++number;
-      const auto first = line.find_first_not_of(" \t\r");
-      if (first == std::string::npos || line[first] == '#') continue;
-      std::istringstream fields(line);
-      std::vector<double> row;
-      std::string token;
-      bool ok = true;
-      while (fields >> token) {
-        std::size_t used = 0;
-        double v = NAN;
-        try {
-          v = std::stod(token, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used != token.size() || !std::isfinite(v)) ok = false;
-        row.push_back(v);
-      }
-      if (!ok || row.size() != 2) {
-        throw InvalidArgument("n(z) file '" + path + "' line " + std::to_string(number) + ": '" +
-                              line + "' (expected two finite numbers: z n(z))");
-      }
-      z.push_back(row[0]);
-      n.push_back(row[1]);
-      lines.push_back(number);
-    }
-    if (in.bad()) throw IoError("error while reading n(z) file '" + path + "'");
+    auto t = io::read_text_table(path, 2, /*exact=*/true);
     const auto slash = path.find_last_of('/');
     const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    return make_table(std::move(z), std::move(n), lines, "n(z) file '" + path + "' line",
-                      "nz=" + name);
+    return make_table(std::move(t.columns[0]), std::move(t.columns[1]), t.lines,
+                      "n(z) file '" + path + "' line", "nz=" + name);
   }
 
   bool is_delta() const { return kind_ == Kind::delta; }
