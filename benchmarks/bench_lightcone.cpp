@@ -38,7 +38,8 @@ struct Setup {
     // Count the images once: the adjoint of a plane of ones visits each image exactly once.
     std::size_t n = 0;
     lensing::detail::for_each_image(x, replicas, grid, chi, width, 1,
-                                    [&](int, std::size_t, double, double, double) { ++n; });
+                                    [&](int, std::size_t, double, double, double,
+                                        const lensing::detail::ReplicaView&) { ++n; });
     images = n;
   }
 };

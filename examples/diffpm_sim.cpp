@@ -6,7 +6,8 @@
 //              [--fixed-amplitude] [--precision float|double] [--threads T]
 //              [--stepper fastpm|leapfrog] [--save-particles] [--save-density]
 //              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
-//               [--plane-cell C] [--random-shifts] [--shift-seed S]] --out DIR
+//               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]]
+//              --out DIR
 //
 // Writes DIR/power.csv (k,P,P_lin,n_modes at a_end; P_lin is D1(a_end)^2 P_lin(k) averaged over
 // the same modes as P, so P/P_lin -> 1 on large scales), and with the --save flags
@@ -123,7 +124,9 @@ void print_help() {
       "  --plane-cell C     comoving resolution of the density planes in Mpc/h; 0: the\n"
       "                     force mesh's cell [0]\n"
       "  --random-shifts    shift each periodic replica of the box randomly\n"
-      "  --shift-seed S     seed of those shifts [1]\n"
+      "  --random-orientations  also turn each replica by a random symmetry of the box\n"
+      "                     (axis permutations and reflections)\n"
+      "  --shift-seed S     seed of the shifts and orientations [1]\n"
       "  Writes, per source i: kappa_<i>.fits, kappa_<i>.npy, kappa_<i>.png and cl_<i>.csv\n"
       "  (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes).\n"
       "\n"
@@ -173,8 +176,8 @@ Options parse_arguments(int argc, char** argv) {
       o.lensing = true;
       continue;
     }
-    if (flag == "--random-shifts") {
-      o.lens.random_shifts = true;
+    if (flag == "--random-shifts" || flag == "--random-orientations") {
+      (flag == "--random-shifts" ? o.lens.random_shifts : o.lens.random_orientations) = true;
       if (o.lensing_flag.empty()) o.lensing_flag = flag;
       continue;
     }

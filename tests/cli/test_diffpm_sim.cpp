@@ -162,7 +162,7 @@ TEST_CASE("cli: diffpm-sim --lensing writes a FITS, npy and PNG map and a C_ell 
   const std::vector<std::string> args = {
       "--box", "200", "--particles", "32", "--mesh", "64", "--steps", "3", "--lensing",
       "--fov", "5", "--pixels", "64", "--planes", "6", "--z-source", "1",
-      "--nz", (dir.path / "bin.txt").string(), "--z-source", "0.5", "--random-shifts",
+      "--nz", (dir.path / "bin.txt").string(), "--z-source", "0.5", "--random-shifts", "--random-orientations",
       "--out", (dir.path / "out").string()};
   const Result r = run_program(exe(), args);
   INFO(r.err);
@@ -251,6 +251,7 @@ TEST_CASE("cli: diffpm-sim rejects bad lensing input with exit code 2 naming the
   const std::vector<Bad> cases = {
       {{"--fov", "5"}, "--fov needs --lensing"},
       {{"--z-source", "1"}, "--z-source needs --lensing"},
+      {{"--random-orientations"}, "--random-orientations needs --lensing"},
       {{"--lensing"}, "--lensing needs sources"},
       {{"--lensing", "--z-source", "1,,2"}, "--z-source '1,,2'"},
       {{"--lensing", "--z-source", "-1"}, "--z-source '-1'"},
@@ -272,6 +273,7 @@ TEST_CASE("cli: diffpm-sim rejects bad lensing input with exit code 2 naming the
   }
   const Result help = run_program(exe(), {"--help"});
   for (const char* flag : {"--lensing", "--fov", "--pixels", "--planes", "--z-source", "--nz",
-                           "--plane-cell", "--random-shifts", "--shift-seed"})
+                           "--plane-cell", "--random-shifts", "--random-orientations",
+                           "--shift-seed"})
     CHECK(help.out.find(flag) != std::string::npos);
 }

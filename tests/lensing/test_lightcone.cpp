@@ -55,15 +55,18 @@ std::vector<LD> brute_force_plane(const std::vector<std::array<LD, 3>>& x, const
   for (const auto& p : x) {
     for (int m = 0; m <= 9; ++m) {
       const auto r = rep.shift(m);
-      LD c = p[0] + r[0] - rep.observer[0];
-      c -= LD(kBox[0]) * std::floor(c / LD(kBox[0]));
-      const LD s = m * LD(kBox[0]) + c;
+      const auto o = rep.orientation(m);
+      std::array<LD, 3> q;  // the image in replica m, as replicas.hpp defines it
+      for (int d = 0; d < 3; ++d) q[d] = LD(o.sign[d]) * p[o.axis[d]] + r[d];
+      LD c = q[0] - rep.observer[0];
+      c -= LD(rep.box[0]) * std::floor(c / LD(rep.box[0]));
+      const LD s = m * LD(rep.box[0]) + c;
       const LD hat = 1.0L - std::fabs(s - chi) / width;
       if (!(hat > 0.0L) || !(s > 0.0L)) continue;
       for (int iy = -40; iy <= 40; ++iy)
         for (int iz = -40; iz <= 40; ++iz) {
-          const LD tx = (p[1] + r[1] - rep.observer[1] + iy * LD(kBox[1])) / s / cell + 0.5L * (g.n - 1);
-          const LD ty = (p[2] + r[2] - rep.observer[2] + iz * LD(kBox[2])) / s / cell + 0.5L * (g.n - 1);
+          const LD tx = (q[1] - rep.observer[1] + iy * LD(rep.box[1])) / s / cell + 0.5L * (g.n - 1);
+          const LD ty = (q[2] - rep.observer[2] + iz * LD(rep.box[2])) / s / cell + 0.5L * (g.n - 1);
           const long long i0 = (long long)std::floor(tx), j0 = (long long)std::floor(ty);
           const LD fx = tx - i0, fy = ty - j0;
           for (int a = 0; a < 2; ++a)
@@ -99,12 +102,16 @@ TEMPLATE_TEST_CASE("paint_shell matches a brute-force deposit and is thread-coun
                    "[lensing][lightcone]", float, double) {
   using T = TestType;
   const auto x = random_positions<T>(2000, 1);
-  for (bool shifts : {false, true}) {
-    const auto rep = Replicas::centred(kBox, shifts, 7);
-    const double chi = 230.0, width = 35.0;  // spans replicas 1 and 2
+  // Plain, shifted, and shifted and reoriented replicas: reflections only in the non-cubic box,
+  // all 48 symmetries in a cube (the same particles, seen in a cube of side 80).
+  const std::vector<Replicas> variants = {
+      Replicas::centred(kBox), Replicas::centred(kBox, true, 7),
+      Replicas::centred(kBox, true, 7, true), Replicas::centred({80.0, 80.0, 80.0}, true, 7, true)};
+  for (const auto& rep : variants) {
+    const double chi = 230.0, width = 35.0;  // spans replicas 1 and 2 (2 and 3 in the cube)
     Plane<T> plane(plane_grid(chi));
     lensing::paint_shell(x, rep, chi, width, plane);
-    const LD nbar = LD(x.size()) / (LD(kBox[0]) * kBox[1] * kBox[2]);
+    const LD nbar = LD(x.size()) / (LD(rep.box[0]) * rep.box[1] * rep.box[2]);
     const auto ref = brute_force_plane(to_ld(x), rep, plane.grid, chi, width, nbar);
     double worst = 0.0, scale = 0.0;
     for (std::size_t c = 0; c < ref.size(); ++c) {
@@ -133,7 +140,10 @@ TEMPLATE_TEST_CASE("paint_shell_adjoint passes the dot-product test", "[lensing]
                    double) {
   using T = TestType;
   const auto x = random_positions<T>(400, 2);
-  const auto rep = Replicas::centred(kBox, true, 3);
+  // Shifted replicas of the non-cubic box, and shifted and reoriented replicas of a cube (the
+  // orientation's permutation and signs route each gradient component to its own axis).
+  for (const auto& rep :
+       {Replicas::centred(kBox, true, 3), Replicas::centred({80.0, 80.0, 80.0}, true, 3, true)}) {
   const double chi = 230.0, width = 35.0;
   const PlaneGrid g = plane_grid(chi);
   std::mt19937_64 rng(5);
@@ -150,7 +160,7 @@ TEMPLATE_TEST_CASE("paint_shell_adjoint passes the dot-product test", "[lensing]
   // X / s), so the central difference is exact up to O(eps^2) terms (1e-12 relative); with
   // 400 random particles no kink lies within eps = 1e-6 of any of them (a crossing would show
   // as an O(1e-3) error, far above the tolerance).
-  const LD nbar = LD(x.size()) / (LD(kBox[0]) * kBox[1] * kBox[2]);
+  const LD nbar = LD(x.size()) / (LD(rep.box[0]) * rep.box[1] * rep.box[2]);
   const LD e = 1e-6L;
   auto xs = to_ld(x);
   auto shifted = [&](LD sign) {
@@ -174,6 +184,7 @@ TEMPLATE_TEST_CASE("paint_shell_adjoint passes the dot-product test", "[lensing]
   const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-10;
   CHECK(double(std::fabs(lhs - rhs)) <= tol * double(std::fabs(lhs)));
   CHECK(std::fabs(double(lhs)) > 0.0);
+  }
 }
 
 TEMPLATE_TEST_CASE("interpolate_plane: exact on bilinear data, and its adjoint", "[lensing][adjoint]",
@@ -426,4 +437,46 @@ TEST_CASE("Lightcone kernels reject bad input", "[lensing][lightcone]") {
   CHECK_THROWS_AS(lensing::Lightcone<double>(shells, box, grids, MapGeometry(8, 20.0),
                                              {{1.0, 1.0, 1.0}}),
                   InvalidArgument);  // planes narrower than the map
+}
+
+TEST_CASE("random replica orientations are symmetries of the box, drawn uniformly",
+          "[lensing][lightcone]") {
+  // In a cube all 48 symmetries occur; in the non-cubic box only the 8 reflections (an axis can
+  // only go onto one of the same length). Without the option every replica is unrotated.
+  const auto count = [](const Replicas& rep) {
+    std::vector<int> seen(48, 0);
+    for (int m = 0; m < 4800; ++m) {
+      const auto o = rep.orientation(m);
+      const int perm = o.axis[0] * 2 + (o.axis[1] > o.axis[2] ? 1 : 0);  // 6 permutations
+      const int signs = (o.sign[0] < 0) + 2 * (o.sign[1] < 0) + 4 * (o.sign[2] < 0);
+      ++seen[perm * 8 + signs];
+    }
+    return seen;
+  };
+  const auto cube = count(Replicas::centred({50.0, 50.0, 50.0}, false, 11, true));
+  // 100 expected per symmetry: a binomial count within 5 sigma (~50) of it.
+  for (int c : cube) CHECK(std::abs(c - 100) < 50);
+  const auto slab = count(Replicas::centred(kBox, false, 11, true));
+  int used = 0;
+  for (int k = 0; k < 48; ++k) used += slab[k] > 0;
+  CHECK(used == 8);
+  for (int k = 8; k < 48; ++k) CHECK(slab[k] == 0);  // perm index 0: the identity permutation
+  const auto plain = count(Replicas::centred({50.0, 50.0, 50.0}));
+  CHECK(plain[0] == 4800);
+
+  // A symmetry maps the periodic lattice onto itself: x and x + L e_d have the same image
+  // modulo L in every replica.
+  const auto rep = Replicas::centred({50.0, 50.0, 50.0}, true, 5, true);
+  for (int m = 0; m < 20; ++m) {
+    const std::array<double, 3> x{3.0, 17.0, 41.0};
+    const auto a = rep.image(m, x);
+    for (int d = 0; d < 3; ++d) {
+      auto y = x;
+      y[d] += 50.0;
+      const auto b = rep.image(m, y);
+      for (int e = 0; e < 3; ++e)
+        CHECK(lensing::wrap_periodic(a[e], 50.0) ==
+              Approx(lensing::wrap_periodic(b[e], 50.0)).margin(1e-9));
+    }
+  }
 }

@@ -29,8 +29,9 @@ struct LensingConfig {
   /// max(pixel, plane_cell / chi_i) (PlaneGrid::covering). 0 takes the force mesh's cell
   /// (L_y / n_y), so that the planes resolve what the force resolves and no more.
   double plane_cell = 0.0;
-  bool random_shifts = false;    ///< shift each box replica randomly (replicas.hpp)
-  std::uint64_t shift_seed = 1;  ///< seed of the replica shifts
+  bool random_shifts = false;        ///< shift each box replica randomly (replicas.hpp)
+  bool random_orientations = false;  ///< and reorient it by a random symmetry of the box
+  std::uint64_t shift_seed = 1;      ///< seed of the replica shifts and orientations
 
   void validate() const {
     map.validate();
@@ -90,7 +91,8 @@ LensingResult<T> run_lensing_simulation(
   const double cell = lens.plane_cell > 0.0 ? lens.plane_cell : sim.box[1] / sim.mesh[1];
   std::vector<PlaneGrid> grids;
   for (double chi : r.shells.chi) grids.push_back(PlaneGrid::covering(lens.map, cell, chi));
-  Lightcone<T> cone(r.shells, Replicas::centred(sim.box, lens.random_shifts, lens.shift_seed),
+  Lightcone<T> cone(r.shells, Replicas::centred(sim.box, lens.random_shifts, lens.shift_seed,
+                                                     lens.random_orientations),
                     std::move(grids), lens.map, r.born_weights);
   nbody::IntegratorOptions options;
   options.snapshots = cone.scale_factors();

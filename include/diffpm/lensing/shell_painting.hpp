@@ -32,13 +32,14 @@ namespace detail {
 struct ReplicaView {
   int m;
   std::array<double, 3> r;
+  Orientation o;
 };
 
 inline std::vector<ReplicaView> replicas_for(const Replicas& rep, double chi, double width) {
   int first, last;
   rep.replica_range(chi - width, chi + width, first, last);
   std::vector<ReplicaView> v;
-  for (int m = first; m <= last; ++m) v.push_back({m, rep.shift(m)});
+  for (int m = first; m <= last; ++m) v.push_back({m, rep.shift(m), rep.orientation(m)});
   return v;
 }
 
@@ -77,7 +78,7 @@ inline double shell_norm(double nbar, double width, double cell) {
   return 1.0 / (nbar * width * cell * cell);
 }
 
-/// Calls f(block, p, s, tx, ty) for every particle p, every box replica of the shell along the
+/// Calls f(block, p, s, tx, ty, view) for every particle p, every box replica of the shell along the
 /// line of sight and every periodic image across it whose angle falls on the plane (continuous
 /// point coordinates tx, ty in (-1, n)), with s > 0 its distance along the line of sight and
 /// hat(s) > 0. Runs in parallel over fixed particle blocks, each in particle order.
@@ -92,12 +93,14 @@ void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
   for (int b = 0; b < n_blocks; ++b) {
     const std::size_t begin = n * std::size_t(b) / n_blocks, end = n * std::size_t(b + 1) / n_blocks;
     for (std::size_t p = begin; p < end; ++p) {
-      const double x0 = double(x[p][0]), x1 = double(x[p][1]), x2 = double(x[p][2]);
+      const double xp[3] = {double(x[p][0]), double(x[p][1]), double(x[p][2])};
       for (const auto& view : views) {
-        const double s = view.m * Lx + wrap_periodic(x0 + view.r[0] - rep.observer[0], Lx);
+        const auto& o = view.o;
+        const double s =
+            view.m * Lx + wrap_periodic(o.sign[0] * xp[o.axis[0]] + view.r[0] - rep.observer[0], Lx);
         if (!(s > 0.0) || !(std::fabs(s - chi) < width)) continue;
-        const double X = x1 + view.r[1] - rep.observer[1];
-        const double Y = x2 + view.r[2] - rep.observer[2];
+        const double X = o.sign[1] * xp[o.axis[1]] + view.r[1] - rep.observer[1];
+        const double Y = o.sign[2] * xp[o.axis[2]] + view.r[2] - rep.observer[2];
         const long long ny0 = static_cast<long long>(std::ceil((theta_lo * s - X) / Ly));
         const long long ny1 = static_cast<long long>(std::floor((theta_hi * s - X) / Ly));
         const long long nz0 = static_cast<long long>(std::ceil((theta_lo * s - Y) / Lz));
@@ -108,7 +111,7 @@ void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
           for (long long iz = nz0; iz <= nz1; ++iz) {
             const double ty = g.coordinate((Y + double(iz) * Lz) / s);
             if (!(ty > -1.0 && ty < g.n)) continue;
-            f(b, p, s, tx, ty);
+            f(b, p, s, tx, ty, view);
           }
         }
       }
@@ -160,7 +163,8 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   std::vector<double> partial(std::size_t(groups) * g.size(), 0.0);
   const int n = g.n;
   detail::for_each_image(
-      x, rep, g, chi, width, groups, [&](int b, std::size_t, double s, double tx, double ty) {
+      x, rep, g, chi, width, groups,
+      [&](int b, std::size_t, double s, double tx, double ty, const detail::ReplicaView&) {
         const double w = K * line_of_sight_hat(s, chi, width).value / (s * s);
         double* m = partial.data() + std::size_t(b) * g.size();
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
@@ -215,7 +219,8 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
   const double centre = 0.5 * (n - 1);
   auto at = [&](int i, int j) { return i < 0 || j < 0 ? 0.0 : double(pb[std::size_t(j) * n + i]); };
   detail::for_each_image(
-      x, rep, g, chi, width, n_blocks, [&](int b, std::size_t p, double s, double tx, double ty) {
+      x, rep, g, chi, width, n_blocks,
+      [&](int b, std::size_t p, double s, double tx, double ty, const detail::ReplicaView& view) {
         const Hat h = line_of_sight_hat(s, chi, width);
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
         const double b00 = at(ax.lo, ay.lo), b10 = at(ax.hi, ay.lo);
@@ -231,10 +236,13 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
         const double k_s2 = K / (s * s);
         const double wh = k_s2 * h.value;
         const double inv = 1.0 / (s * g.cell);
-        x_bar[p][0] += static_cast<T>(k_s2 * val * (h.d_s - 2.0 * h.value / s) -
-                                      wh * (gx * (tx - centre) + gy * (ty - centre)) / s);
-        x_bar[p][1] += static_cast<T>(wh * gx * inv);
-        x_bar[p][2] += static_cast<T>(wh * gy * inv);
+        // Derivatives with respect to the image coordinates (s, X, Y), then back through the
+        // replica's orientation: image coordinate d is sign[d] * x[axis[d]].
+        const double g_img[3] = {
+            k_s2 * val * (h.d_s - 2.0 * h.value / s) - wh * (gx * (tx - centre) + gy * (ty - centre)) / s,
+            wh * gx * inv, wh * gy * inv};
+        for (int d = 0; d < 3; ++d)
+          x_bar[p][view.o.axis[d]] += static_cast<T>(view.o.sign[d] * g_img[d]);
         sums[b].chi += val * k_s2 * h.d_chi;
         sums[b].width += val * k_s2 * (h.d_width - h.value / width);
       });
