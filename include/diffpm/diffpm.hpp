@@ -52,6 +52,7 @@
 #include "diffpm/nbody/integrator.hpp"
 #include "diffpm/nbody/kick_drift.hpp"
 #include "diffpm/nbody/pm_force.hpp"
+#include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/simulation.hpp"
 #include "diffpm/nbody/time_steps.hpp"
 #include "diffpm/particles/cic.hpp"

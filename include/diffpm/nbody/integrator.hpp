@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "diffpm/core/error.hpp"
@@ -41,6 +42,55 @@ struct IntegratorOptions {
   std::vector<double> snapshots;
 };
 
+namespace detail {
+
+/// Throws unless a_steps holds at least two strictly increasing scale factors.
+inline void check_steps(const std::vector<double>& a_steps, const char* fn) {
+  if (a_steps.size() < 2) throw InvalidArgument(std::string(fn) + ": need at least two scale factors");
+  for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
+    if (!(a_steps[i + 1] > a_steps[i])) {
+      throw InvalidArgument(std::string(fn) + ": scale factors must increase, but a = " +
+                            format_number(a_steps[i + 1]) + " follows " +
+                            format_number(a_steps[i]));
+    }
+  }
+}
+
+/// The snapshots of `options`, sorted; throws if one lies outside the steps' range or if there
+/// are snapshots but no hook.
+inline std::vector<double> checked_snapshots(const std::vector<double>& a_steps,
+                                             const IntegratorOptions& options, bool have_hook,
+                                             const char* fn) {
+  std::vector<double> snaps = options.snapshots;
+  std::sort(snaps.begin(), snaps.end());
+  for (double s : snaps) {
+    if (!(s >= a_steps.front() && s <= a_steps.back())) {
+      throw InvalidArgument(std::string(fn) + ": snapshot a = " + format_number(s) +
+                            " is outside [" + format_number(a_steps.front()) + ", " +
+                            format_number(a_steps.back()) + "]");
+    }
+  }
+  if (!snaps.empty() && !have_hook)
+    throw InvalidArgument(std::string(fn) + ": snapshots requested but no hook given");
+  return snaps;
+}
+
+/// Kick and drift factors of a stepper: FastPM's (exact linear growth) or plain leapfrog's.
+struct StepFactors {
+  FastPmFactors<double> factors;
+  bool fastpm;
+  StepFactors(const cosmology::Cosmology<double>& cosmo, Stepper stepper)
+      : factors(cosmo), fastpm(stepper == Stepper::fastpm) {}
+  double kick(double a0, double a1, double a_force) const {
+    return fastpm ? factors.kick(a0, a1, a_force) : factors.kick_leapfrog(a0, a1);
+  }
+  double drift(double a0, double a1, double a_momentum) const {
+    return fastpm ? factors.drift(a0, a1, a_momentum) : factors.drift_leapfrog(a0, a1);
+  }
+};
+
+}  // namespace detail
+
 /// Evolves `state` from a_steps.front() to a_steps.back() with kick-drift-kick:
 ///   p += K(a_i, a_h; force at a_i) F(x_i);  x += D(a_i, a_{i+1}; momentum at a_h) p;
 ///   F = F(x_{i+1});  p += K(a_h, a_{i+1}; force at a_{i+1}) F,
@@ -52,38 +102,14 @@ template <class T, class Force>
 void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
                ParticleState<T>& state, Force&& force, const IntegratorOptions& options = {},
                const SnapshotHook<T>& hook = {}) {
-  if (a_steps.size() < 2) throw InvalidArgument("integrate: need at least two scale factors");
-  for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
-    if (!(a_steps[i + 1] > a_steps[i])) {
-      throw InvalidArgument(
-          "integrate: scale factors must increase, but a = " + format_number(a_steps[i + 1]) +
-          " follows " + format_number(a_steps[i]));
-    }
-  }
+  detail::check_steps(a_steps, "integrate");
   if (state.x.size() != state.p.size()) {
     throw InvalidArgument("integrate: " + std::to_string(state.x.size()) + " positions but " +
                           std::to_string(state.p.size()) + " momenta");
   }
-  std::vector<double> snaps = options.snapshots;
-  std::sort(snaps.begin(), snaps.end());
-  for (double s : snaps) {
-    if (!(s >= a_steps.front() && s <= a_steps.back())) {
-      throw InvalidArgument("integrate: snapshot a = " + format_number(s) + " is outside [" +
-                            format_number(a_steps.front()) + ", " + format_number(a_steps.back()) +
-                            "]");
-    }
-  }
-  if (!snaps.empty() && !hook)
-    throw InvalidArgument("integrate: snapshots requested but no hook given");
-
-  const FastPmFactors<double> factors(cosmo);
-  const bool fastpm = options.stepper == Stepper::fastpm;
-  auto kick_factor = [&](double a0, double a1, double a_force) {
-    return fastpm ? factors.kick(a0, a1, a_force) : factors.kick_leapfrog(a0, a1);
-  };
-  auto drift_factor = [&](double a0, double a1, double a_momentum) {
-    return fastpm ? factors.drift(a0, a1, a_momentum) : factors.drift_leapfrog(a0, a1);
-  };
+  const std::vector<double> snaps =
+      detail::checked_snapshots(a_steps, options, bool(hook), "integrate");
+  const detail::StepFactors step(cosmo, options.stepper);
 
   std::size_t next_snap = 0;
   std::vector<Vec3<T>> F(state.x.size()), x_snap;
@@ -93,16 +119,16 @@ void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<doub
   force(state.x, F);
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
     const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
-    axpy(state.p, kick_factor(a0, ah, a0), F);
+    axpy(state.p, step.kick(a0, ah, a0), F);
     while (next_snap < snaps.size() && snaps[next_snap] <= a1) {
       const double as = snaps[next_snap++];
       x_snap = state.x;
-      axpy(x_snap, drift_factor(a0, as, ah), state.p);
+      axpy(x_snap, step.drift(a0, as, ah), state.p);
       hook(as, x_snap, state.p);
     }
-    axpy(state.x, drift_factor(a0, a1, ah), state.p);
+    axpy(state.x, step.drift(a0, a1, ah), state.p);
     force(state.x, F);
-    axpy(state.p, kick_factor(ah, a1, a1), F);
+    axpy(state.p, step.kick(ah, a1, a1), F);
   }
 }
 
