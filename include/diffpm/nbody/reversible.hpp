@@ -179,12 +179,15 @@ inline void fixed_drift(FixedPointState& st, double D, int sign) {
 /// factors of `integrate` (FastPM or leapfrog, integrator.hpp) and one force evaluation per
 /// step. `force(x, F)` gets the positions as T (FixedPointState::positions) and must be a
 /// deterministic function of them. The snapshot hook sees positions drifted to each snapshot
-/// (in fixed point, then converted), as in `integrate`.
+/// (in fixed point, then converted), as in `integrate`. With `trajectory`, the run also keeps
+/// what the adjoint's "store" mode needs: entry i (i < steps) is the state after the first kick
+/// of step i (positions x_i, momenta at the half step), the last entry the final state.
 template <class T, class Force>
 void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
                            const std::vector<double>& a_steps, FixedPointState& state,
                            Force&& force, const IntegratorOptions& options = {},
-                           const SnapshotHook<T>& hook = {}) {
+                           const SnapshotHook<T>& hook = {},
+                           std::vector<FixedPointState>* trajectory = nullptr) {
   detail::check_steps(a_steps, "integrate_fixed_point");
   std::vector<double> snaps = detail::checked_snapshots(a_steps, options, bool(hook),
                                                         "integrate_fixed_point");
@@ -201,9 +204,11 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
   state.positions(x);
   force(x, F);
   FixedPointState snap;
+  if (trajectory) trajectory->clear();
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
     const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
     detail::fixed_kick(state, factors.kick(a0, ah, a0), F, +1);
+    if (trajectory) trajectory->push_back(state);
     while (next_snap < snaps.size() && snaps[next_snap] <= a1) {
       const double as = snaps[next_snap++];
       snap = state;
@@ -215,6 +220,7 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
     force(x, F);
     detail::fixed_kick(state, factors.kick(ah, a1, a1), F, +1);
   }
+  if (trajectory) trajectory->push_back(state);
 }
 
 /// Undoes integrate_fixed_point over the same a_steps, force and stepper: from the state at
@@ -242,6 +248,108 @@ void integrate_fixed_point_backward(
     detail::fixed_kick(state, factors.kick(a0, ah, a0), F, -1);
     if (at_boundary) at_boundary(i, state);
   }
+}
+
+/// dL/d(coefficients) of a fixed-point run, step by step: the kick factors of the first and
+/// second half kicks, the drift factors, and the sum of what the force adjoint returned (for
+/// the PM force, dL/dOmega_m). The cosmology turns them into parameter derivatives (DESIGN.md,
+/// "The adjoint": dL/dtheta = sum_c dL/dc dc/dtheta).
+struct IntegratorGradient {
+  std::vector<double> kick_first, kick_second, drift;
+  double force_scalar = 0.0;
+};
+
+/// The reverse pass of integrate_fixed_point over the same steps, force and stepper. On entry
+/// x_bar, p_bar hold dL/dx, dL/dp at a_steps.back(); on return dL/dx, dL/dp at
+/// a_steps.front(). `force_adjoint(x, F_bar, x_bar)` must accumulate x_bar += (dF/dx)^T F_bar
+/// and return dL/d(its scalar), as PmForce::adjoint does.
+///
+/// The trajectory is the fixed-point one, rebuilt backwards from `final_state` (memory flat in
+/// the number of steps: one force and one force adjoint per step), or read from `trajectory`
+/// when integrate_fixed_point recorded it (memory growing with the steps). The two give the
+/// same states bit for bit, hence the same gradients bit for bit. The derivatives are those of
+/// the unrounded kick-drift-kick map (the rounding of the state is not differentiated: it is
+/// 2^-40 of the momenta). Snapshot hooks are not part of this pass.
+///
+/// Per step, forward p' = p + K1 F(x); x' = x + D p'; p'' = p' + K2 F(x'); in reverse the
+/// momentum adjoint passes through both kicks unchanged, so the two kicks that meet at a step
+/// boundary x_b share one force adjoint: x_bar += (dF/dx(x_b))^T (K2_{b-1} + K1_b) p_bar, with
+/// dL/dK2_{b-1} = dL/dK1_b = <p_bar, F(x_b)>; the drift gives p_bar += D x_bar and
+/// dL/dD = <x_bar, p'> (kick_drift.hpp).
+template <class T, class Force, class ForceAdjoint>
+IntegratorGradient integrate_fixed_point_adjoint(
+    const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
+    const FixedPointState& final_state, Force&& force, ForceAdjoint&& force_adjoint,
+    std::vector<std::array<T, 3>>& x_bar, std::vector<std::array<T, 3>>& p_bar,
+    const IntegratorOptions& options = {},
+    const std::vector<FixedPointState>* trajectory = nullptr) {
+  detail::check_steps(a_steps, "integrate_fixed_point_adjoint");
+  const std::size_t n = a_steps.size() - 1, np = final_state.x.size();
+  if (x_bar.size() != np || p_bar.size() != np) {
+    throw InvalidArgument("integrate_fixed_point_adjoint: x_bar and p_bar hold " +
+                          std::to_string(x_bar.size()) + " and " + std::to_string(p_bar.size()) +
+                          " entries for " + std::to_string(np) + " particles");
+  }
+  if (trajectory && trajectory->size() != n + 1) {
+    throw InvalidArgument("integrate_fixed_point_adjoint: a trajectory of " +
+                          std::to_string(trajectory->size()) + " states for " +
+                          std::to_string(n) + " steps (needs steps + 1)");
+  }
+  const detail::StepFactors factors(cosmo, options.stepper);
+  IntegratorGradient g;
+  g.kick_first.assign(n, 0.0);
+  g.kick_second.assign(n, 0.0);
+  g.drift.assign(n, 0.0);
+  std::vector<std::array<T, 3>> x, F(np), F_bar(np), p_mid;
+  FixedPointState state = trajectory ? trajectory->back() : final_state;
+
+  // At boundary b with positions x (state), force F: dL/dK = <p_bar, F>, then one force
+  // adjoint with F_bar = k p_bar.
+  auto boundary = [&](double k) {
+    double dot = 0.0;
+    const std::ptrdiff_t m = std::ptrdiff_t(np);
+    DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
+    for (std::ptrdiff_t i = 0; i < m; ++i)
+      for (int d = 0; d < 3; ++d) {
+        dot += double(p_bar[i][d]) * double(F[i][d]);
+        F_bar[i][d] = static_cast<T>(k) * p_bar[i][d];
+      }
+    g.force_scalar += force_adjoint(x, F_bar, x_bar);
+    return dot;
+  };
+
+  state.positions(x);
+  force(x, F);
+  {
+    const double a0 = a_steps[n - 1], a1 = a_steps[n], ah = std::sqrt(a0 * a1);
+    g.kick_second[n - 1] = boundary(factors.kick(ah, a1, a1));
+  }
+  for (std::size_t i = n; i-- > 0;) {
+    const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
+    if (trajectory) {
+      state = (*trajectory)[i];  // x_i and the half-step momenta
+    } else {
+      detail::fixed_kick(state, factors.kick(ah, a1, a1), F, -1);
+    }
+    // Drift adjoint with the half-step momenta.
+    state.momenta(p_mid);
+    const double D = factors.drift(a0, a1, ah);
+    g.drift[i] = axpy_adjoint(x_bar, D, p_mid, p_bar);
+    if (!trajectory) detail::fixed_drift(state, D, -1);
+    state.positions(x);
+    force(x, F);
+    if (!trajectory) detail::fixed_kick(state, factors.kick(a0, ah, a0), F, -1);
+    const double k1 = factors.kick(a0, ah, a0);
+    double k_total = k1;
+    if (i > 0) {
+      const double b0 = a_steps[i - 1], bh = std::sqrt(b0 * a0);
+      k_total += factors.kick(bh, a0, a0);
+    }
+    const double c = boundary(k_total);
+    g.kick_first[i] = c;
+    if (i > 0) g.kick_second[i - 1] = c;
+  }
+  return g;
 }
 
 }  // namespace diffpm::nbody
