@@ -48,8 +48,11 @@ int run_one(int n, int steps, const std::string& mode) {
   auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
     pm(x, Om, F);
   };
-  auto force_adjoint = [&](const particles::Positions<T>& x, const particles::Positions<T>& Fb,
-                           particles::Positions<T>& xb) { return pm.adjoint(x, Om, Fb, xb); };
+  auto force_and_adjoint = [&](const particles::Positions<T>& x,
+                               const particles::Positions<T>& Fb, particles::Positions<T>& F,
+                               particles::Positions<T>& xb) {
+    return pm.value_and_adjoint(x, Om, Fb, F, xb);
+  };
   const auto a = nbody::time_steps(0.1, 1.0, steps);
   std::vector<nbody::FixedPointState> trajectory;
   const bool store = mode == "store";
@@ -61,7 +64,7 @@ int run_one(int n, int steps, const std::string& mode) {
   if (mode != "forward") {
     particles::Positions<T> x_bar(init.x.size(), {T(1), T(0), T(0)}), p_bar(init.x.size());
     const auto t1 = clock_type::now();
-    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force, force_adjoint, x_bar, p_bar,
+    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force_and_adjoint, x_bar, p_bar,
                                             {}, store ? &trajectory : nullptr);
     backward = since(t1);
   }

@@ -244,13 +244,17 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
 
   auto fixed = nb::FixedPointState::from(init, s.cfg.box);
   auto force = [&](const auto& x, auto& F) { pm(x, Om, F); };
-  auto force_adjoint = [&](const auto& x, const auto& F_bar, auto& x_bar) {
-    return pm.adjoint(x, Om, F_bar, x_bar);
+  auto force_and_adjoint = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    return pm.value_and_adjoint(x, Om, F_bar, F, x_bar);
   };
   nb::integrate_fixed_point<T>(s.cosmo, s.a, fixed, force);
   auto x_bar = w, p_bar = u;
-  const auto g = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force, force_adjoint,
+  const auto g = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint,
                                                       x_bar, p_bar);
+  // The reverse pass left the rebuilt initial state behind.
+  const auto fixed0 = nb::FixedPointState::from(init, s.cfg.box);
+  const bool restored = fixed.x == fixed0.x && fixed.p == fixed0.p;
+  CHECK(restored);
   double ad_x = 0.0, ad_p = 0.0;
   for (std::size_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) {
@@ -278,8 +282,8 @@ TEMPLATE_TEST_CASE("stored and reconstructed trajectories give the same gradient
   nb::PmForce<T> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
   const double Om = s.cosmo.parameters().Omega_m();
   auto force = [&](const auto& x, auto& F) { pm(x, Om, F); };
-  auto force_adjoint = [&](const auto& x, const auto& F_bar, auto& x_bar) {
-    return pm.adjoint(x, Om, F_bar, x_bar);
+  auto force_and_adjoint = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    return pm.value_and_adjoint(x, Om, F_bar, F, x_bar);
   };
   auto fixed = nb::FixedPointState::from(init, s.cfg.box);
   std::vector<nb::FixedPointState> trajectory;
@@ -287,9 +291,9 @@ TEMPLATE_TEST_CASE("stored and reconstructed trajectories give the same gradient
   REQUIRE(trajectory.size() == s.a.size());
   const auto w = random_vectors<T>(init.x.size(), 5), u = random_vectors<T>(init.x.size(), 6);
   auto xs = w, ps = u, xr = w, pr = u;
-  const auto gs = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force, force_adjoint,
+  const auto gs = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint,
                                                        xs, ps, {}, &trajectory);
-  const auto gr = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force, force_adjoint,
+  const auto gr = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint,
                                                        xr, pr);
   const bool same_state_bars = xs == xr && ps == pr;
   CHECK(same_state_bars);

@@ -77,6 +77,24 @@ class PmForce {
   /// The forward meshes are recomputed here, so nothing is stored between the two passes.
   double adjoint(const particles::Positions<T>& x, double Omega_m,
                  const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar) {
+    return adjoint_impl(x, Omega_m, F_bar, x_bar, nullptr);
+  }
+
+  /// The force and the vector-Jacobian product in one pass: F = F(x) (resized; bit for bit what
+  /// operator() gives) and x_bar += (dF/dx)^T F_bar, returning dL/dOmega_m. The adjoint reads
+  /// out the force meshes anyway, so the force costs nothing extra (the reverse pass of the
+  /// integrator needs both at every step boundary: nbody/reversible.hpp).
+  double value_and_adjoint(const particles::Positions<T>& x, double Omega_m,
+                           const particles::Positions<T>& F_bar, particles::Positions<T>& F,
+                           particles::Positions<T>& x_bar) {
+    F.assign(x.size(), {T(0), T(0), T(0)});
+    return adjoint_impl(x, Omega_m, F_bar, x_bar, &F);
+  }
+
+ private:
+  double adjoint_impl(const particles::Positions<T>& x, double Omega_m,
+                      const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar,
+                      particles::Positions<T>* F_out) {
     check_omega(Omega_m);
     if (F_bar.size() != x.size()) {
       throw InvalidArgument("PmForce::adjoint: " + std::to_string(F_bar.size()) +
@@ -106,6 +124,7 @@ class PmForce {
         component_bar[p] = F_bar[p][d];
         for (int e = 0; e < 3; ++e) x_bar[p][e] += F_bar[p][d] * gradient[p][e];
         dot += double(F_bar[p][d]) * double(F_d[p]);
+        if (F_out) (*F_out)[p][d] = F_d[p];
       }
       omega_bar += dot / Omega_m;
       // (2) readout^T (paint of F_bar_d), then the transposed kernel, accumulated over d.
@@ -121,7 +140,6 @@ class PmForce {
     return omega_bar;
   }
 
- private:
   using clock = std::chrono::steady_clock;
   static double seconds_since(clock::time_point t0) {
     return std::chrono::duration<double>(clock::now() - t0).count();

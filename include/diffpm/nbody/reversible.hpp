@@ -261,65 +261,68 @@ struct IntegratorGradient {
 
 /// The reverse pass of integrate_fixed_point over the same steps, force and stepper. On entry
 /// x_bar, p_bar hold dL/dx, dL/dp at a_steps.back(); on return dL/dx, dL/dp at
-/// a_steps.front(). `force_adjoint(x, F_bar, x_bar)` must accumulate x_bar += (dF/dx)^T F_bar
-/// and return dL/d(its scalar), as PmForce::adjoint does.
+/// a_steps.front(). `force_and_adjoint(x, F_bar, F, x_bar)` must set F to the force at x (bit
+/// for bit the forward run's), accumulate x_bar += (dF/dx)^T F_bar and return dL/d(its scalar),
+/// as PmForce::value_and_adjoint does: every force the reverse pass needs comes with an
+/// adjoint at the same positions.
 ///
-/// The trajectory is the fixed-point one, rebuilt backwards from `final_state` (memory flat in
-/// the number of steps: one force and one force adjoint per step), or read from `trajectory`
-/// when integrate_fixed_point recorded it (memory growing with the steps). The two give the
-/// same states bit for bit, hence the same gradients bit for bit. The derivatives are those of
-/// the unrounded kick-drift-kick map (the rounding of the state is not differentiated: it is
-/// 2^-40 of the momenta). Snapshot hooks are not part of this pass.
+/// The trajectory is the fixed-point one, rebuilt backwards from `state` (which enters as the
+/// final state and leaves as the initial one: memory flat in the number of steps, one
+/// force-and-adjoint per step), or read from `trajectory` when integrate_fixed_point recorded
+/// it (memory growing with the steps; `state` is then not used). The two see the same states
+/// bit for bit, hence give the same gradients bit for bit. The derivatives are those of the
+/// unrounded kick-drift-kick map (the rounding of the state, 2^-40 of the momenta, is not
+/// differentiated). Snapshot hooks are not part of this pass.
 ///
 /// Per step, forward p' = p + K1 F(x); x' = x + D p'; p'' = p' + K2 F(x'); in reverse the
 /// momentum adjoint passes through both kicks unchanged, so the two kicks that meet at a step
 /// boundary x_b share one force adjoint: x_bar += (dF/dx(x_b))^T (K2_{b-1} + K1_b) p_bar, with
 /// dL/dK2_{b-1} = dL/dK1_b = <p_bar, F(x_b)>; the drift gives p_bar += D x_bar and
 /// dL/dD = <x_bar, p'> (kick_drift.hpp).
-template <class T, class Force, class ForceAdjoint>
+template <class T, class ForceAndAdjoint>
 IntegratorGradient integrate_fixed_point_adjoint(
     const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
-    const FixedPointState& final_state, Force&& force, ForceAdjoint&& force_adjoint,
+    FixedPointState& state, ForceAndAdjoint&& force_and_adjoint,
     std::vector<std::array<T, 3>>& x_bar, std::vector<std::array<T, 3>>& p_bar,
     const IntegratorOptions& options = {},
     const std::vector<FixedPointState>* trajectory = nullptr) {
   detail::check_steps(a_steps, "integrate_fixed_point_adjoint");
-  const std::size_t n = a_steps.size() - 1, np = final_state.x.size();
-  if (x_bar.size() != np || p_bar.size() != np) {
-    throw InvalidArgument("integrate_fixed_point_adjoint: x_bar and p_bar hold " +
-                          std::to_string(x_bar.size()) + " and " + std::to_string(p_bar.size()) +
-                          " entries for " + std::to_string(np) + " particles");
-  }
+  const std::size_t n = a_steps.size() - 1;
   if (trajectory && trajectory->size() != n + 1) {
     throw InvalidArgument("integrate_fixed_point_adjoint: a trajectory of " +
                           std::to_string(trajectory->size()) + " states for " +
                           std::to_string(n) + " steps (needs steps + 1)");
+  }
+  const std::size_t np = trajectory ? trajectory->back().x.size() : state.x.size();
+  if (x_bar.size() != np || p_bar.size() != np) {
+    throw InvalidArgument("integrate_fixed_point_adjoint: x_bar and p_bar hold " +
+                          std::to_string(x_bar.size()) + " and " + std::to_string(p_bar.size()) +
+                          " entries for " + std::to_string(np) + " particles");
   }
   const detail::StepFactors factors(cosmo, options.stepper);
   IntegratorGradient g;
   g.kick_first.assign(n, 0.0);
   g.kick_second.assign(n, 0.0);
   g.drift.assign(n, 0.0);
-  std::vector<std::array<T, 3>> x, F(np), F_bar(np), p_mid;
-  FixedPointState state = trajectory ? trajectory->back() : final_state;
+  std::vector<std::array<T, 3>> x, F(np), F_bar(np);
+  const FixedPointState* cur = trajectory ? &trajectory->back() : &state;
+  const std::ptrdiff_t m = std::ptrdiff_t(np);
 
-  // At boundary b with positions x (state), force F: dL/dK = <p_bar, F>, then one force
-  // adjoint with F_bar = k p_bar.
+  // At a boundary with positions *cur and total kick factor k: F and the force adjoint with
+  // F_bar = k p_bar in one call; returns <p_bar, F> = dL/dK of both kicks there.
   auto boundary = [&](double k) {
+    DIFFPM_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t i = 0; i < m; ++i)
+      for (int d = 0; d < 3; ++d) F_bar[i][d] = static_cast<T>(k) * p_bar[i][d];
+    cur->positions(x);
+    g.force_scalar += force_and_adjoint(x, F_bar, F, x_bar);
     double dot = 0.0;
-    const std::ptrdiff_t m = std::ptrdiff_t(np);
     DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
     for (std::ptrdiff_t i = 0; i < m; ++i)
-      for (int d = 0; d < 3; ++d) {
-        dot += double(p_bar[i][d]) * double(F[i][d]);
-        F_bar[i][d] = static_cast<T>(k) * p_bar[i][d];
-      }
-    g.force_scalar += force_adjoint(x, F_bar, x_bar);
+      for (int d = 0; d < 3; ++d) dot += double(p_bar[i][d]) * double(F[i][d]);
     return dot;
   };
 
-  state.positions(x);
-  force(x, F);
   {
     const double a0 = a_steps[n - 1], a1 = a_steps[n], ah = std::sqrt(a0 * a1);
     g.kick_second[n - 1] = boundary(factors.kick(ah, a1, a1));
@@ -327,18 +330,23 @@ IntegratorGradient integrate_fixed_point_adjoint(
   for (std::size_t i = n; i-- > 0;) {
     const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
     if (trajectory) {
-      state = (*trajectory)[i];  // x_i and the half-step momenta
+      cur = &(*trajectory)[i];  // x_i and the half-step momenta
     } else {
       detail::fixed_kick(state, factors.kick(ah, a1, a1), F, -1);
     }
-    // Drift adjoint with the half-step momenta.
-    state.momenta(p_mid);
-    const double D = factors.drift(a0, a1, ah);
-    g.drift[i] = axpy_adjoint(x_bar, D, p_mid, p_bar);
+    // Drift adjoint with the half-step momenta, read from the integers as momenta() does.
+    const double D = factors.drift(a0, a1, ah), q = cur->momentum_quantum;
+    const T Dt = static_cast<T>(D);
+    double d_bar = 0.0;
+    DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : d_bar))
+    for (std::ptrdiff_t j = 0; j < m; ++j)
+      for (int d = 0; d < 3; ++d) {
+        const T p_mid = static_cast<T>(double(cur->p[j][d]) * q);
+        p_bar[j][d] += Dt * x_bar[j][d];
+        d_bar += double(x_bar[j][d]) * double(p_mid);
+      }
+    g.drift[i] = d_bar;
     if (!trajectory) detail::fixed_drift(state, D, -1);
-    state.positions(x);
-    force(x, F);
-    if (!trajectory) detail::fixed_kick(state, factors.kick(a0, ah, a0), F, -1);
     const double k1 = factors.kick(a0, ah, a0);
     double k_total = k1;
     if (i > 0) {
@@ -346,6 +354,7 @@ IntegratorGradient integrate_fixed_point_adjoint(
       k_total += factors.kick(bh, a0, a0);
     }
     const double c = boundary(k_total);
+    if (!trajectory) detail::fixed_kick(state, k1, F, -1);
     g.kick_first[i] = c;
     if (i > 0) g.kick_second[i - 1] = c;
   }
