@@ -19,24 +19,27 @@ using diffpm::InvalidArgument;
 
 namespace {
 
-// 32^3 particles in a 128 Mpc/h box on a 64^3 force mesh, 2LPT at a = 0.1: nonlinear by a = 1
-// (sigma8 = 0.81 at 4 Mpc/h spacing), so shell crossing and large forces are exercised.
+// n^3 particles at 4 Mpc/h spacing on a (2n)^3 force mesh, Planck 2018, 2LPT initial conditions
+// at a_start (an LPT-only run, steps = 0, ending there).
 struct Setup {
   diffpm::cosmology::Cosmology<double> cosmo{diffpm::cosmology::Parameters<double>{}};
   nb::SimulationConfig cfg;
-  Setup() {
-    cfg.box = {128.0, 128.0, 128.0};
-    cfg.particles = {32, 32, 32};
-    cfg.mesh = {64, 64, 64};
+  explicit Setup(int n = 32, double a_start = 0.1, std::uint64_t seed = 5) {
+    const double L = 4.0 * n;
+    cfg.box = {L, L, L};
+    cfg.particles = {n, n, n};
+    cfg.mesh = {2 * n, 2 * n, 2 * n};
     cfg.steps = 0;
-    cfg.a_end = 0.1;
-    cfg.seed = 5;
+    cfg.a_end = a_start;
+    cfg.seed = seed;
   }
   template <class T>
   nb::ParticleState<T> initial() const {
     return nb::run_simulation<T>(cosmo, cfg).state;
   }
 };
+// The default: 32^3 particles in 128 Mpc/h from a = 0.1, nonlinear by a = 1 (sigma8 = 0.81 at
+// 4 Mpc/h spacing), so shell crossing and large forces are exercised.
 
 template <class T>
 double wrapped_distance(T a, T b, double L) {
@@ -177,20 +180,11 @@ TEST_CASE("the fixed-point state rejects bad input", "[nbody][reversible][errors
 
 namespace {
 
-// A small run for gradient checks: 16^3 particles, 32^3 mesh, 3 steps from a = 0.3 (already
-// nonlinear on the mesh scale by a = 1).
-struct GradientSetup {
-  diffpm::cosmology::Cosmology<double> cosmo{diffpm::cosmology::Parameters<double>{}};
-  nb::SimulationConfig cfg;
+// A small run for gradient checks: 16^3 particles in 64 Mpc/h, 32^3 mesh, 3 steps from a = 0.3
+// (already nonlinear on the mesh scale by a = 1).
+struct GradientSetup : Setup {
   std::vector<double> a = nb::time_steps(0.3, 1.0, 3);
-  GradientSetup() {
-    cfg.box = {64.0, 64.0, 64.0};
-    cfg.particles = {16, 16, 16};
-    cfg.mesh = {32, 32, 32};
-    cfg.steps = 0;
-    cfg.a_end = 0.3;
-    cfg.seed = 9;
-  }
+  GradientSetup() : Setup(16, 0.3, 9) {}
 };
 
 template <class T>
@@ -209,7 +203,7 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
           "[nbody][reversible][adjoint]") {
   using T = double;
   const GradientSetup s;
-  const auto init = nb::run_simulation<T>(s.cosmo, s.cfg).state;
+  const auto init = s.template initial<T>();
   nb::PmForce<T> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
   const double Om = s.cosmo.parameters().Omega_m();
   const std::size_t n = init.x.size();
@@ -278,7 +272,7 @@ TEMPLATE_TEST_CASE("stored and reconstructed trajectories give the same gradient
                    "[nbody][reversible][adjoint]", float, double) {
   using T = TestType;
   const GradientSetup s;
-  const auto init = nb::run_simulation<T>(s.cosmo, s.cfg).state;
+  const auto init = s.template initial<T>();
   nb::PmForce<T> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
   const double Om = s.cosmo.parameters().Omega_m();
   auto force = [&](const auto& x, auto& F) { pm(x, Om, F); };
