@@ -45,12 +45,9 @@ int run_one(int n, int steps, const std::string& mode) {
   auto state = nbody::FixedPointState::from(init, cfg.box);
   nbody::PmForce<T> pm(mesh::Grid(cfg.mesh, cfg.box), {}, init.x.size());
   const double Om = cosmo.parameters().Omega_m();
-  auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
-    pm(x, Om, F);
-  };
-  auto force_and_adjoint = [&](const particles::Positions<T>& x,
-                               const particles::Positions<T>& Fb, particles::Positions<T>& F,
-                               particles::Positions<T>& xb) {
+  auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) { pm(x, Om, F); };
+  auto force_and_adjoint = [&](const particles::Positions<T>& x, const particles::Positions<T>& Fb,
+                               particles::Positions<T>& F, particles::Positions<T>& xb) {
     return pm.value_and_adjoint(x, Om, Fb, F, xb);
   };
   const auto a = nbody::time_steps(0.1, 1.0, steps);
@@ -64,8 +61,8 @@ int run_one(int n, int steps, const std::string& mode) {
   if (mode != "forward") {
     particles::Positions<T> x_bar(init.x.size(), {T(1), T(0), T(0)}), p_bar(init.x.size());
     const auto t1 = clock_type::now();
-    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force_and_adjoint, x_bar, p_bar,
-                                            {}, store ? &trajectory : nullptr);
+    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force_and_adjoint, x_bar, p_bar, {},
+                                            store ? &trajectory : nullptr);
     backward = since(t1);
   }
   rusage ru{};
@@ -131,8 +128,8 @@ int main(int argc, char** argv) {
           std::snprintf(store_cols, sizeof store_cols, "| %.0f | %.2f", s.peak / 1e6,
                         s.peak / f.peak);
         std::printf("| %d^3 | %d | %s | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f %s |\n", n, steps,
-                    prec, g.forward, g.backward, (g.forward + g.backward) / g.forward,
-                    f.peak / 1e6, g.peak / 1e6, g.peak / f.peak, store_cols);
+                    prec, g.forward, g.backward, (g.forward + g.backward) / g.forward, f.peak / 1e6,
+                    g.peak / 1e6, g.peak / f.peak, store_cols);
         std::fflush(stdout);
       }
   return 0;

@@ -46,8 +46,10 @@ struct Setup {
 
 void finish(benchmark::State& state, const Setup& s) {
   const double it = double(state.iterations());
-  state.counters["images/s"] = benchmark::Counter(double(s.images) * it, benchmark::Counter::kIsRate);
-  state.counters["particles/s"] = benchmark::Counter(double(s.x.size()) * it, benchmark::Counter::kIsRate);
+  state.counters["images/s"] =
+      benchmark::Counter(double(s.images) * it, benchmark::Counter::kIsRate);
+  state.counters["particles/s"] =
+      benchmark::Counter(double(s.x.size()) * it, benchmark::Counter::kIsRate);
   state.counters["images"] = double(s.images);
 }
 

@@ -16,8 +16,9 @@
 // each source i = 0, 1, ... in the order given, DIR/kappa_<i>.fits (TAN WCS; ZSOURCE or NZFILE
 // and BIN in the header), DIR/kappa_<i>.npy, DIR/kappa_<i>.png and DIR/cl_<i>.csv
 // (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes: the map's binned C_ell and the Limber
-// theory averaged over the same modes). Every file is written to a temporary name and renamed when complete. Progress goes
-// to stderr; bad input prints one line "diffpm-sim: error: ..." and exits with status 2.
+// theory averaged over the same modes). Every file is written to a temporary name and renamed when
+// complete. Progress goes to stderr; bad input prints one line "diffpm-sim: error: ..." and exits
+// with status 2.
 #include <algorithm>
 #include <chrono>
 #include <cmath>

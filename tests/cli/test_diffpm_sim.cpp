@@ -159,11 +159,31 @@ TEST_CASE("cli: diffpm-sim --lensing writes a FITS, npy and PNG map and a C_ell 
   const TempDir dir;
   { std::ofstream(dir.path / "bin.txt") << "# z n(z)\n0.2 0\n0.5 1\n0.8 2\n1.1 1\n1.4 0\n"; }
   // Sources in the order given: z = 1, then the n(z) file, then z = 0.5.
-  const std::vector<std::string> args = {
-      "--box", "200", "--particles", "32", "--mesh", "64", "--steps", "3", "--lensing",
-      "--fov", "5", "--pixels", "64", "--planes", "6", "--z-source", "1",
-      "--nz", (dir.path / "bin.txt").string(), "--z-source", "0.5", "--random-shifts", "--random-orientations",
-      "--out", (dir.path / "out").string()};
+  const std::vector<std::string> args = {"--box",
+                                         "200",
+                                         "--particles",
+                                         "32",
+                                         "--mesh",
+                                         "64",
+                                         "--steps",
+                                         "3",
+                                         "--lensing",
+                                         "--fov",
+                                         "5",
+                                         "--pixels",
+                                         "64",
+                                         "--planes",
+                                         "6",
+                                         "--z-source",
+                                         "1",
+                                         "--nz",
+                                         (dir.path / "bin.txt").string(),
+                                         "--z-source",
+                                         "0.5",
+                                         "--random-shifts",
+                                         "--random-orientations",
+                                         "--out",
+                                         (dir.path / "out").string()};
   const Result r = run_program(exe(), args);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -198,8 +218,9 @@ TEST_CASE("cli: diffpm-sim --lensing writes a FITS, npy and PNG map and a C_ell 
     CHECK(header == "ell,cl,cl_limber_linear,cl_limber_halofit,n_modes");
     REQUIRE(rows.size() >= 8);
     const auto ps = diffpm::lensing::angular_power_spectrum(
-        fits.map, diffpm::lensing::log_ell_edges(diffpm::lensing::ell_fundamental(fits.map.geometry),
-                                                 diffpm::lensing::ell_nyquist(fits.map.geometry), 20));
+        fits.map,
+        diffpm::lensing::log_ell_edges(diffpm::lensing::ell_fundamental(fits.map.geometry),
+                                       diffpm::lensing::ell_nyquist(fits.map.geometry), 20));
     std::size_t b = 0;
     for (const auto& row : rows) {
       REQUIRE(row.size() == 5);
@@ -242,8 +263,8 @@ TEST_CASE("cli: diffpm-sim rejects bad lensing input with exit code 2 naming the
           "[cli][sim][lensing][errors]") {
   const TempDir dir;
   const std::string out = dir.path.string();
-  const std::vector<std::string> base = {"--box", "200", "--particles", "8", "--mesh", "8",
-                                         "--out", out};
+  const std::vector<std::string> base = {"--box",  "200", "--particles", "8",
+                                         "--mesh", "8",   "--out",       out};
   struct Bad {
     std::vector<std::string> args;
     std::string expect;
@@ -272,8 +293,8 @@ TEST_CASE("cli: diffpm-sim rejects bad lensing input with exit code 2 naming the
     CHECK(r.err.find(c.expect) != std::string::npos);
   }
   const Result help = run_program(exe(), {"--help"});
-  for (const char* flag : {"--lensing", "--fov", "--pixels", "--planes", "--z-source", "--nz",
-                           "--plane-cell", "--random-shifts", "--random-orientations",
-                           "--shift-seed"})
+  for (const char* flag :
+       {"--lensing", "--fov", "--pixels", "--planes", "--z-source", "--nz", "--plane-cell",
+        "--random-shifts", "--random-orientations", "--shift-seed"})
     CHECK(help.out.find(flag) != std::string::npos);
 }

@@ -33,12 +33,11 @@ double sinc(double x) { return std::fabs(x) < 1e-8 ? 1.0 : std::sin(x) / x; }
 template <class Power>
 std::vector<double> windowed_limber(const Cosmology<double>& cosmo, double z_source,
                                     const lensing::MapGeometry& map, double plane_cell,
-                                    const std::vector<double>& edges, Power&& power,
-                                    bool window) {
+                                    const std::vector<double>& edges, Power&& power, bool window) {
   const auto& bg = cosmo.background();
   const double chi_s = bg.comoving_distance(1.0 / (1.0 + z_source));
-  const double pre = 1.5 * cosmo.parameters().Omega_m() / (diffpm::constants::hubble_distance *
-                                                           diffpm::constants::hubble_distance);
+  const double pre = 1.5 * cosmo.parameters().Omega_m() /
+                     (diffpm::constants::hubble_distance * diffpm::constants::hubble_distance);
   // Midpoint rule in chi with 400 nodes: the integrand is smooth on scales of ~100 Mpc/h, so the
   // rule's error (~(h/chi)^2 ~ 1e-5) is far below the statistical tolerances used here.
   constexpr int nodes = 400;
@@ -50,8 +49,8 @@ std::vector<double> windowed_limber(const Cosmology<double>& cosmo, double z_sou
     const double chi = chi_s * (i + 0.5) / nodes;
     const double a = bg.scale_factor_at_distance(chi);
     const double W = pre * chi * (1.0 - chi / chi_s) / a;
-    nd.push_back({chi, chi_s / nodes * W * W / (chi * chi), a,
-                  std::max(map.pixel_rad(), plane_cell / chi)});
+    nd.push_back(
+        {chi, chi_s / nodes * W * W / (chi * chi), a, std::max(map.pixel_rad(), plane_cell / chi)});
   }
   return lensing::bin_average(map, edges, [&](double lx, double ly) {
     const double ell = std::hypot(lx, ly);
@@ -71,9 +70,10 @@ std::vector<double> windowed_limber(const Cosmology<double>& cosmo, double z_sou
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("Born maps of an LPT-only run match the linear Limber C_ell within cosmic "
-                   "variance",
-                   "[lensing][limber][maps]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Born maps of an LPT-only run match the linear Limber C_ell within cosmic "
+    "variance",
+    "[lensing][limber][maps]", float, double) {
   // Linear regime: sigma8 = 0.1 keeps delta ~ 0.1 on the scales probed, so that the LPT
   // particles paint the linear field (second-order terms ~1% of the power), and the test is of
   // the map making, not of LPT. Box 250 Mpc/h with 128^3 particles (spacing 1.95 Mpc/h), the
@@ -98,8 +98,8 @@ TEMPLATE_TEST_CASE("Born maps of an LPT-only run match the linear Limber C_ell w
   lens.random_shifts = true;
   lens.shift_seed = 3;
   const double z_s = 1.0;
-  const auto r =
-      lensing::run_lensing_simulation<TestType>(cosmo, sim, lens, {lensing::SourceDistribution::fixed(z_s)});
+  const auto r = lensing::run_lensing_simulation<TestType>(
+      cosmo, sim, lens, {lensing::SourceDistribution::fixed(z_s)});
   REQUIRE(r.kappa.size() == 1);
 
   // ell from 2 ell_f = 72 to 720: above, the plane windows (sinc^8 at ell alpha / 2 ~ 1) and
@@ -132,13 +132,12 @@ TEMPLATE_TEST_CASE("Born maps of an LPT-only run match the linear Limber C_ell w
     const double sigma = theory[b] * std::sqrt(2.0 / double(ps.n_modes[b]));
     const double pull = (ps.cl[b] - theory[b]) / sigma;
     chi2 += pull * pull;
-    INFO("ell " << ps.ell_mean[b] << ": map " << ps.cl[b] << ", theory " << theory[b]
-                << ", ratio " << ps.cl[b] / theory[b] << ", " << ps.n_modes[b] << " modes");
+    INFO("ell " << ps.ell_mean[b] << ": map " << ps.cl[b] << ", theory " << theory[b] << ", ratio "
+                << ps.cl[b] / theory[b] << ", " << ps.n_modes[b] << " modes");
     CHECK(std::fabs(pull) < 3.0);
   }
   CHECK(chi2 < 26.1);
 }
-
 
 TEST_CASE("run_lensing_simulation rejects bad input", "[lensing][maps]") {
   const Cosmology<double> cosmo{Parameters<double>{}};

@@ -65,8 +65,10 @@ std::vector<LD> brute_force_plane(const std::vector<std::array<LD, 3>>& x, const
       if (!(hat > 0.0L) || !(s > 0.0L)) continue;
       for (int iy = -40; iy <= 40; ++iy)
         for (int iz = -40; iz <= 40; ++iz) {
-          const LD tx = (q[1] - rep.observer[1] + iy * LD(rep.box[1])) / s / cell + 0.5L * (g.n - 1);
-          const LD ty = (q[2] - rep.observer[2] + iz * LD(rep.box[2])) / s / cell + 0.5L * (g.n - 1);
+          const LD tx =
+              (q[1] - rep.observer[1] + iy * LD(rep.box[1])) / s / cell + 0.5L * (g.n - 1);
+          const LD ty =
+              (q[2] - rep.observer[2] + iz * LD(rep.box[2])) / s / cell + 0.5L * (g.n - 1);
           const long long i0 = (long long)std::floor(tx), j0 = (long long)std::floor(ty);
           const LD fx = tx - i0, fy = ty - j0;
           for (int a = 0; a < 2; ++a)
@@ -104,9 +106,9 @@ TEMPLATE_TEST_CASE("paint_shell matches a brute-force deposit and is thread-coun
   const auto x = random_positions<T>(2000, 1);
   // Plain, shifted, and shifted and reoriented replicas: reflections only in the non-cubic box,
   // all 48 symmetries in a cube (the same particles, seen in a cube of side 80).
-  const std::vector<Replicas> variants = {
-      Replicas::centred(kBox), Replicas::centred(kBox, true, 7),
-      Replicas::centred(kBox, true, 7, true), Replicas::centred({80.0, 80.0, 80.0}, true, 7, true)};
+  const std::vector<Replicas> variants = {Replicas::centred(kBox), Replicas::centred(kBox, true, 7),
+                                          Replicas::centred(kBox, true, 7, true),
+                                          Replicas::centred({80.0, 80.0, 80.0}, true, 7, true)};
   for (const auto& rep : variants) {
     const double chi = 230.0, width = 35.0;  // spans replicas 1 and 2 (2 and 3 in the cube)
     Plane<T> plane(plane_grid(chi));
@@ -144,51 +146,52 @@ TEMPLATE_TEST_CASE("paint_shell_adjoint passes the dot-product test", "[lensing]
   // orientation's permutation and signs route each gradient component to its own axis).
   for (const auto& rep :
        {Replicas::centred(kBox, true, 3), Replicas::centred({80.0, 80.0, 80.0}, true, 3, true)}) {
-  const double chi = 230.0, width = 35.0;
-  const PlaneGrid g = plane_grid(chi);
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> n01;
-  Plane<T> w(g);
-  for (auto& v : w.data) v = T(n01(rng));
-  std::vector<std::array<LD, 3>> v(x.size());
-  for (auto& vp : v)
-    for (auto& c : vp) c = LD(n01(rng));
-  const LD v_chi = n01(rng), v_width = n01(rng);
+    const double chi = 230.0, width = 35.0;
+    const PlaneGrid g = plane_grid(chi);
+    std::mt19937_64 rng(5);
+    std::normal_distribution<double> n01;
+    Plane<T> w(g);
+    for (auto& v : w.data) v = T(n01(rng));
+    std::vector<std::array<LD, 3>> v(x.size());
+    for (auto& vp : v)
+      for (auto& c : vp) c = LD(n01(rng));
+    const LD v_chi = n01(rng), v_width = n01(rng);
 
-  // <J v, w> by a central difference of the long-double brute force along (v, v_chi, v_width).
-  // Between kinks the deposit is smooth (products of linear functions of s and of the angles
-  // X / s), so the central difference is exact up to O(eps^2) terms (1e-12 relative); with
-  // 400 random particles no kink lies within eps = 1e-6 of any of them (a crossing would show
-  // as an O(1e-3) error, far above the tolerance).
-  const LD nbar = LD(x.size()) / (LD(rep.box[0]) * rep.box[1] * rep.box[2]);
-  const LD e = 1e-6L;
-  auto xs = to_ld(x);
-  auto shifted = [&](LD sign) {
-    auto y = xs;
-    for (std::size_t p = 0; p < y.size(); ++p)
-      for (int d = 0; d < 3; ++d) y[p][d] += sign * e * v[p][d];
-    return brute_force_plane(y, rep, g, chi + sign * e * v_chi, width + sign * e * v_width, nbar);
-  };
-  const auto up = shifted(1.0L), down = shifted(-1.0L);
-  LD lhs = 0.0L;
-  for (std::size_t c = 0; c < g.size(); ++c) lhs += (up[c] - down[c]) / (2.0L * e) * LD(w.data[c]);
+    // <J v, w> by a central difference of the long-double brute force along (v, v_chi, v_width).
+    // Between kinks the deposit is smooth (products of linear functions of s and of the angles
+    // X / s), so the central difference is exact up to O(eps^2) terms (1e-12 relative); with
+    // 400 random particles no kink lies within eps = 1e-6 of any of them (a crossing would show
+    // as an O(1e-3) error, far above the tolerance).
+    const LD nbar = LD(x.size()) / (LD(rep.box[0]) * rep.box[1] * rep.box[2]);
+    const LD e = 1e-6L;
+    auto xs = to_ld(x);
+    auto shifted = [&](LD sign) {
+      auto y = xs;
+      for (std::size_t p = 0; p < y.size(); ++p)
+        for (int d = 0; d < 3; ++d) y[p][d] += sign * e * v[p][d];
+      return brute_force_plane(y, rep, g, chi + sign * e * v_chi, width + sign * e * v_width, nbar);
+    };
+    const auto up = shifted(1.0L), down = shifted(-1.0L);
+    LD lhs = 0.0L;
+    for (std::size_t c = 0; c < g.size(); ++c)
+      lhs += (up[c] - down[c]) / (2.0L * e) * LD(w.data[c]);
 
-  Positions<T> x_bar;
-  const auto grad = lensing::paint_shell_adjoint(x, rep, chi, width, w, x_bar);
-  LD rhs = LD(grad.chi) * v_chi + LD(grad.width) * v_width;
-  for (std::size_t p = 0; p < x.size(); ++p)
-    for (int d = 0; d < 3; ++d) rhs += LD(x_bar[p][d]) * v[p][d];
-  // double: the adjoint sums in double (1e-14) and the difference is exact to 1e-12. float:
-  // x_bar is rounded to float per particle and per term (~6e-8 each, random signs over 1200
-  // terms) and the positions themselves are float: 1e-5 leaves a margin of ~10.
-  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-10;
-  CHECK(double(std::fabs(lhs - rhs)) <= tol * double(std::fabs(lhs)));
-  CHECK(std::fabs(double(lhs)) > 0.0);
+    Positions<T> x_bar;
+    const auto grad = lensing::paint_shell_adjoint(x, rep, chi, width, w, x_bar);
+    LD rhs = LD(grad.chi) * v_chi + LD(grad.width) * v_width;
+    for (std::size_t p = 0; p < x.size(); ++p)
+      for (int d = 0; d < 3; ++d) rhs += LD(x_bar[p][d]) * v[p][d];
+    // double: the adjoint sums in double (1e-14) and the difference is exact to 1e-12. float:
+    // x_bar is rounded to float per particle and per term (~6e-8 each, random signs over 1200
+    // terms) and the positions themselves are float: 1e-5 leaves a margin of ~10.
+    const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-10;
+    CHECK(double(std::fabs(lhs - rhs)) <= tol * double(std::fabs(lhs)));
+    CHECK(std::fabs(double(lhs)) > 0.0);
   }
 }
 
-TEMPLATE_TEST_CASE("interpolate_plane: exact on bilinear data, and its adjoint", "[lensing][adjoint]",
-                   float, double) {
+TEMPLATE_TEST_CASE("interpolate_plane: exact on bilinear data, and its adjoint",
+                   "[lensing][adjoint]", float, double) {
   using T = TestType;
   const MapGeometry geo(12, 5.0);
   const PlaneGrid g = PlaneGrid::covering(geo, 8.0, 700.0);
@@ -202,8 +205,9 @@ TEMPLATE_TEST_CASE("interpolate_plane: exact on bilinear data, and its adjoint",
   lensing::interpolate_plane(P, M);
   for (int iy = 0; iy < geo.pixels; ++iy)
     for (int ix = 0; ix < geo.pixels; ++ix) {
-      CHECK(double(M(ix, iy)) == Approx(f(geo.angle(ix), geo.angle(iy)))
-                                     .margin(std::is_same_v<T, float> ? 1e-5 : 1e-13));
+      CHECK(
+          double(M(ix, iy)) ==
+          Approx(f(geo.angle(ix), geo.angle(iy))).margin(std::is_same_v<T, float> ? 1e-5 : 1e-13));
     }
 
   // Linear: <S P, M> = <P, S^T M> for random P and M.
@@ -283,8 +287,8 @@ std::vector<Map<T>> static_lightcone(const diffpm::cosmology::Cosmology<double>&
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("A uniform particle distribution gives kappa = 0", "[lensing][lightcone]",
-                   float, double) {
+TEMPLATE_TEST_CASE("A uniform particle distribution gives kappa = 0", "[lensing][lightcone]", float,
+                   double) {
   using T = TestType;
   const diffpm::cosmology::Cosmology<double> cosmo(diffpm::cosmology::Parameters<double>{});
   const int n = 24;
@@ -338,8 +342,8 @@ TEMPLATE_TEST_CASE("A uniform particle distribution gives kappa = 0", "[lensing]
   CHECK(bound < 0.1 * scale);
 }
 
-TEMPLATE_TEST_CASE("A thin overdense sheet gives the thin-lens kappa", "[lensing][lightcone]", float,
-                   double) {
+TEMPLATE_TEST_CASE("A thin overdense sheet gives the thin-lens kappa", "[lensing][lightcone]",
+                   float, double) {
   using T = TestType;
   const diffpm::cosmology::Cosmology<double> cosmo(diffpm::cosmology::Parameters<double>{});
   const double Om = cosmo.parameters().Omega_m();
@@ -370,13 +374,15 @@ TEMPLATE_TEST_CASE("A thin overdense sheet gives the thin-lens kappa", "[lensing
     return static_lightcone<T>(cosmo, x, box, grids, geo, shells, chi_source, nbar)[0];
   };
   auto g = [&](double chi) {
-    return chi * (chi_source - chi) / (chi_source * cosmo.background().scale_factor_at_distance(chi));
+    return chi * (chi_source - chi) /
+           (chi_source * cosmo.background().scale_factor_at_distance(chi));
   };
   const double Sigma = 1.0 / (nbar * d * d);
   // The planes subtract the mean density nbar, which this lone sheet lacks: the convergence of
   // the empty universe, -sum_i c_i, is the same for every sheet position.
   double empty = 0.0;
-  for (int i = 0; i < shells.count(); ++i) empty -= 1.5 * Om * H * H * shells.width * g(shells.chi[i]);
+  for (int i = 0; i < shells.count(); ++i)
+    empty -= 1.5 * Om * H * H * shells.width * g(shells.chi[i]);
   // On a node (chi_l = 400 Mpc/h): exact.
   {
     const auto k = sheet_kappa(400.0);
@@ -434,9 +440,9 @@ TEST_CASE("Lightcone kernels reject bad input", "[lensing][lightcone]") {
                   InvalidArgument);  // 2 weights for 3 planes
   CHECK_THROWS_AS(lensing::Lightcone<double>(shells, box, {grids[0]}, geo, {{1.0, 1.0, 1.0}}),
                   InvalidArgument);  // 1 grid for 3 planes
-  CHECK_THROWS_AS(lensing::Lightcone<double>(shells, box, grids, MapGeometry(8, 20.0),
-                                             {{1.0, 1.0, 1.0}}),
-                  InvalidArgument);  // planes narrower than the map
+  CHECK_THROWS_AS(
+      lensing::Lightcone<double>(shells, box, grids, MapGeometry(8, 20.0), {{1.0, 1.0, 1.0}}),
+      InvalidArgument);  // planes narrower than the map
 }
 
 TEST_CASE("random replica orientations are symmetries of the box, drawn uniformly",

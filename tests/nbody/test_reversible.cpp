@@ -115,9 +115,10 @@ TEMPLATE_TEST_CASE("the fixed-point trajectory is the floating-point KDK traject
   nb::IntegratorOptions opt;
   opt.snapshots = {0.55};
   diffpm::particles::Positions<T> snap_ref, snap_fixed;
-  nb::integrate(s.cosmo, a, ref, force, opt,
-                nb::SnapshotHook<T>([&](double, const diffpm::particles::Positions<T>& xs,
-                                        const diffpm::particles::Positions<T>&) { snap_ref = xs; }));
+  nb::integrate(
+      s.cosmo, a, ref, force, opt,
+      nb::SnapshotHook<T>([&](double, const diffpm::particles::Positions<T>& xs,
+                              const diffpm::particles::Positions<T>&) { snap_ref = xs; }));
   nb::integrate_fixed_point<T>(s.cosmo, a, fixed, force, opt,
                                [&](double, const diffpm::particles::Positions<T>& xs,
                                    const diffpm::particles::Positions<T>&) { snap_fixed = xs; });
@@ -227,7 +228,8 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
     nb::integrate(s.cosmo, s.a, st, [&](const auto& x, auto& F) { pm(x, omega, F); });
     long double L = 0.0L;
     for (std::size_t i = 0; i < n; ++i)
-      for (int d = 0; d < 3; ++d) L += (long double)w[i][d] * st.x[i][d] + (long double)u[i][d] * st.p[i][d];
+      for (int d = 0; d < 3; ++d)
+        L += (long double)w[i][d] * st.x[i][d] + (long double)u[i][d] * st.p[i][d];
     return L;
   };
   const double e = 1e-6;
@@ -243,8 +245,8 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
   };
   nb::integrate_fixed_point<T>(s.cosmo, s.a, fixed, force);
   auto x_bar = w, p_bar = u;
-  const auto g = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint,
-                                                      x_bar, p_bar);
+  const auto g =
+      nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint, x_bar, p_bar);
   // The reverse pass left the rebuilt initial state behind.
   const auto fixed0 = nb::FixedPointState::from(init, s.cfg.box);
   const bool restored = fixed.x == fixed0.x && fixed.p == fixed0.p;
@@ -255,8 +257,8 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
       ad_x += x_bar[i][d] * vx[i][d];
       ad_p += p_bar[i][d] * p_rms * vp[i][d];
     }
-  INFO("x: " << ad_x << " vs " << fd_x << "; p: " << ad_p << " vs " << fd_p << "; Omega_m: "
-             << g.force_scalar << " vs " << fd_om);
+  INFO("x: " << ad_x << " vs " << fd_x << "; p: " << ad_p << " vs " << fd_p
+             << "; Omega_m: " << g.force_scalar << " vs " << fd_om);
   // The map is smooth between CIC kinks; with 4096 particles moved by 1e-6 Mpc/h, a kink
   // crossing is unlikely, and the central difference is then exact to O(eps^2 L''') ~ 1e-10
   // relative, plus the 1e-11 Mpc/h by which the fixed-point trajectory (where the adjoint is
@@ -285,10 +287,10 @@ TEMPLATE_TEST_CASE("stored and reconstructed trajectories give the same gradient
   REQUIRE(trajectory.size() == s.a.size());
   const auto w = random_vectors<T>(init.x.size(), 5), u = random_vectors<T>(init.x.size(), 6);
   auto xs = w, ps = u, xr = w, pr = u;
-  const auto gs = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint,
-                                                       xs, ps, {}, &trajectory);
-  const auto gr = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint,
-                                                       xr, pr);
+  const auto gs = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint, xs,
+                                                       ps, {}, &trajectory);
+  const auto gr =
+      nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint, xr, pr);
   const bool same_state_bars = xs == xr && ps == pr;
   CHECK(same_state_bars);
   CHECK(gs.kick_first == gr.kick_first);

@@ -259,8 +259,7 @@ AngularPowerSpectrum cross_angular_power_spectrum(const Map<T>& a, const Map<T>&
 /// field whose modes have expected power f(ell_m), e.g. a theory C(|ell|) times an anisotropic
 /// pixel window. Bins without modes get 0. Serial; f is called once per half-spectrum mode.
 template <class F>
-std::vector<double> bin_average(const MapGeometry& g, const std::vector<double>& ell_edges,
-                                F&& f) {
+std::vector<double> bin_average(const MapGeometry& g, const std::vector<double>& ell_edges, F&& f) {
   g.validate();
   detail::check_ell_edges(ell_edges);
   const int n = g.pixels, n_bins = int(ell_edges.size()) - 1;

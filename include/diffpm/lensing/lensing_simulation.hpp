@@ -49,10 +49,10 @@ struct LensingConfig {
 /// The maps of a lensing run and what they were built from.
 template <class T>
 struct LensingResult {
-  std::vector<Map<T>> kappa;                     ///< one per source, in the order given
-  Shells<double> shells;                         ///< the planes' chi_i, a_i and Delta
+  std::vector<Map<T>> kappa;                      ///< one per source, in the order given
+  Shells<double> shells;                          ///< the planes' chi_i, a_i and Delta
   std::vector<std::vector<double>> born_weights;  ///< [source][plane], born.hpp
-  nbody::SimulationResult<T> simulation;         ///< the particles at a_end
+  nbody::SimulationResult<T> simulation;          ///< the particles at a_end
 };
 
 /// Runs nbody::run_simulation with the lightcone of `lens` painted on the way, then returns the
@@ -85,15 +85,16 @@ LensingResult<T> run_lensing_simulation(
                           " (the run must reach every plane: set a_end = 1)");
   }
   for (const auto& qs : q) {
-    r.born_weights.push_back(born_weights(cosmo.parameters().Omega_m(), r.shells,
-                                          [&](double chi) { return qs(chi); }));
+    r.born_weights.push_back(
+        born_weights(cosmo.parameters().Omega_m(), r.shells, [&](double chi) { return qs(chi); }));
   }
   const double cell = lens.plane_cell > 0.0 ? lens.plane_cell : sim.box[1] / sim.mesh[1];
   std::vector<PlaneGrid> grids;
   for (double chi : r.shells.chi) grids.push_back(PlaneGrid::covering(lens.map, cell, chi));
-  Lightcone<T> cone(r.shells, Replicas::centred(sim.box, lens.random_shifts, lens.shift_seed,
-                                                     lens.random_orientations),
-                    std::move(grids), lens.map, r.born_weights);
+  Lightcone<T> cone(
+      r.shells,
+      Replicas::centred(sim.box, lens.random_shifts, lens.shift_seed, lens.random_orientations),
+      std::move(grids), lens.map, r.born_weights);
   nbody::IntegratorOptions options;
   options.snapshots = cone.scale_factors();
   r.simulation = nbody::run_simulation<T>(

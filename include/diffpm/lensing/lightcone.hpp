@@ -77,8 +77,8 @@ class Lightcone {
     for (std::size_t i = 0; i < shells_.a.size(); ++i) {
       if (shells_.a[i] != a) continue;
       if (done_[i]) {
-        throw InvalidArgument("Lightcone: plane " + std::to_string(i) + " at a = " +
-                              format_number(a) + " painted twice");
+        throw InvalidArgument("Lightcone: plane " + std::to_string(i) +
+                              " at a = " + format_number(a) + " painted twice");
       }
       any = true;
       Plane<T> plane(grids_[i]);
@@ -92,12 +92,15 @@ class Lightcone {
       done_[i] = true;
     }
     if (!any) {
-      throw InvalidArgument("Lightcone: a = " + format_number(a) + " is not a plane's scale factor");
+      throw InvalidArgument("Lightcone: a = " + format_number(a) +
+                            " is not a plane's scale factor");
     }
   }
 
   /// Whether every plane has been painted.
-  bool complete() const { return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; }); }
+  bool complete() const {
+    return std::all_of(done_.begin(), done_.end(), [](bool d) { return d; });
+  }
 
   /// One convergence map per source, in the order of the Born weights. Throws InvalidArgument
   /// while planes are missing (a map with missing planes would be silently wrong).

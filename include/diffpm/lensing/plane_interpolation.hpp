@@ -20,8 +20,9 @@ inline void check_plane_covers(const PlaneGrid& g, const MapGeometry& map, const
   map.validate();
   const double need = -map.angle(0) + g.cell;
   if (g.angle(g.n - 1) < need * (1.0 - 1e-12)) {
-    throw InvalidArgument(std::string(fn) + ": the plane spans +-" + format_number(g.angle(g.n - 1)) +
-                          " rad, less than the map's +-" + format_number(-map.angle(0)) +
+    throw InvalidArgument(std::string(fn) + ": the plane spans +-" +
+                          format_number(g.angle(g.n - 1)) + " rad, less than the map's +-" +
+                          format_number(-map.angle(0)) +
                           " rad plus one cell (use PlaneGrid::covering)");
   }
 }
@@ -74,7 +75,8 @@ void interpolate_plane_adjoint(const Map<T>& map_bar, Plane<T>& plane_bar) {
   for (int iy = 0; iy < P; ++iy) {
     const auto ay = detail::axis_stencil(plane_bar.grid.coordinate(map_bar.geometry.angle(iy)), n);
     for (int ix = 0; ix < P; ++ix) {
-      const auto ax = detail::axis_stencil(plane_bar.grid.coordinate(map_bar.geometry.angle(ix)), n);
+      const auto ax =
+          detail::axis_stencil(plane_bar.grid.coordinate(map_bar.geometry.angle(ix)), n);
       const double mb = double(map_bar.data[map_bar.geometry.index(ix, iy)]);
       pb[std::size_t(ay.lo) * n + ax.lo] += static_cast<T>(mb * (1.0 - ax.f) * (1.0 - ay.f));
       pb[std::size_t(ay.lo) * n + ax.hi] += static_cast<T>(mb * ax.f * (1.0 - ay.f));

@@ -59,7 +59,8 @@ inline void check_shell(const Replicas& rep, double chi, double width, const Pla
 /// plane size alone, so that the painted plane does not depend on the thread count.
 inline int paint_groups(std::size_t plane_size) {
   const std::size_t budget = (std::size_t(256) << 20) / sizeof(double);
-  return static_cast<int>(std::clamp<std::size_t>(budget / std::max<std::size_t>(plane_size, 1), 1, 16));
+  return static_cast<int>(
+      std::clamp<std::size_t>(budget / std::max<std::size_t>(plane_size, 1), 1, 16));
 }
 
 /// Particles per (Mpc/h)^3: the given density, or N / V when it is 0.
@@ -78,26 +79,27 @@ inline double shell_norm(double nbar, double width, double cell) {
   return 1.0 / (nbar * width * cell * cell);
 }
 
-/// Calls f(block, p, s, tx, ty, view) for every particle p, every box replica of the shell along the
-/// line of sight and every periodic image across it whose angle falls on the plane (continuous
+/// Calls f(block, p, s, tx, ty, view) for every particle p, every box replica of the shell along
+/// the line of sight and every periodic image across it whose angle falls on the plane (continuous
 /// point coordinates tx, ty in (-1, n)), with s > 0 its distance along the line of sight and
 /// hat(s) > 0. Runs in parallel over fixed particle blocks, each in particle order.
 template <class T, class F>
-void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
-                    const PlaneGrid& g, double chi, double width, int n_blocks, const F& f) {
+void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep, const PlaneGrid& g,
+                    double chi, double width, int n_blocks, const F& f) {
   const auto views = replicas_for(rep, chi, width);
   const std::size_t n = x.size();
   const double Lx = rep.box[0], Ly = rep.box[1], Lz = rep.box[2];
   const double theta_lo = g.angle(0) - g.cell, theta_hi = g.angle(g.n - 1) + g.cell;
   DIFFPM_OMP(omp parallel for schedule(dynamic, 1))
   for (int b = 0; b < n_blocks; ++b) {
-    const std::size_t begin = n * std::size_t(b) / n_blocks, end = n * std::size_t(b + 1) / n_blocks;
+    const std::size_t begin = n * std::size_t(b) / n_blocks,
+                      end = n * std::size_t(b + 1) / n_blocks;
     for (std::size_t p = begin; p < end; ++p) {
       const double xp[3] = {double(x[p][0]), double(x[p][1]), double(x[p][2])};
       for (const auto& view : views) {
         const auto& o = view.o;
-        const double s =
-            view.m * Lx + wrap_periodic(o.sign[0] * xp[o.axis[0]] + view.r[0] - rep.observer[0], Lx);
+        const double s = view.m * Lx +
+                         wrap_periodic(o.sign[0] * xp[o.axis[0]] + view.r[0] - rep.observer[0], Lx);
         if (!(s > 0.0) || !(std::fabs(s - chi) < width)) continue;
         const double X = o.sign[1] * xp[o.axis[1]] + view.r[1] - rep.observer[1];
         const double Y = o.sign[2] * xp[o.axis[2]] + view.r[2] - rep.observer[2];
@@ -140,12 +142,11 @@ void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* 
 /// uniform matter (nbar s^2 per unit s and steradian) then gives int Lambda ds / Delta - 1 = 0,
 /// and the plane is the hat-weighted line-of-sight average of delta, (1/Delta) int Lambda delta
 /// ds, whatever the shell's thickness (a shell-averaged s^2 would bias a thin sheet by
-/// Delta^2 / (6 chi^2)). nbar = `particle_density` per (Mpc/h)^3, or N / V_box when 0. Periodic images
-/// across the line of sight are enumerated explicitly (replicas.hpp), so a wide lightcone sees
-/// each structure where it really is, not folded back into one box width.
-/// The deposit is bitwise the same for any thread count (fixed particle groups, each painting
-/// its own plane, added in order: detail::paint_groups).
-/// Throws InvalidArgument on a non-finite position or a bad shell.
+/// Delta^2 / (6 chi^2)). nbar = `particle_density` per (Mpc/h)^3, or N / V_box when 0. Periodic
+/// images across the line of sight are enumerated explicitly (replicas.hpp), so a wide lightcone
+/// sees each structure where it really is, not folded back into one box width. The deposit is
+/// bitwise the same for any thread count (fixed particle groups, each painting its own plane, added
+/// in order: detail::paint_groups). Throws InvalidArgument on a non-finite position or a bad shell.
 template <class T>
 void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double chi, double width,
                  Plane<T>& plane, double particle_density = 0.0) {
@@ -225,8 +226,8 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
         const double b00 = at(ax.lo, ay.lo), b10 = at(ax.hi, ay.lo);
         const double b01 = at(ax.lo, ay.hi), b11 = at(ax.hi, ay.hi);
-        const double lo_y = b00 * (1.0 - ax.f) + b10 * ax.f;  // row ay.lo
-        const double hi_y = b01 * (1.0 - ax.f) + b11 * ax.f;  // row ay.hi
+        const double lo_y = b00 * (1.0 - ax.f) + b10 * ax.f;   // row ay.lo
+        const double hi_y = b01 * (1.0 - ax.f) + b11 * ax.f;   // row ay.hi
         const double val = lo_y * (1.0 - ay.f) + hi_y * ay.f;  // bilinear readout of plane_bar
         const double gx = (b10 - b00) * (1.0 - ay.f) + (b11 - b01) * ay.f;  // d/dtx
         const double gy = hi_y - lo_y;                                      // d/dty
@@ -238,9 +239,9 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
         const double inv = 1.0 / (s * g.cell);
         // Derivatives with respect to the image coordinates (s, X, Y), then back through the
         // replica's orientation: image coordinate d is sign[d] * x[axis[d]].
-        const double g_img[3] = {
-            k_s2 * val * (h.d_s - 2.0 * h.value / s) - wh * (gx * (tx - centre) + gy * (ty - centre)) / s,
-            wh * gx * inv, wh * gy * inv};
+        const double g_img[3] = {k_s2 * val * (h.d_s - 2.0 * h.value / s) -
+                                     wh * (gx * (tx - centre) + gy * (ty - centre)) / s,
+                                 wh * gx * inv, wh * gy * inv};
         for (int d = 0; d < 3; ++d)
           x_bar[p][view.o.axis[d]] += static_cast<T>(view.o.sign[d] * g_img[d]);
         sums[b].chi += val * k_s2 * h.d_chi;

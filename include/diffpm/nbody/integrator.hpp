@@ -46,7 +46,8 @@ namespace detail {
 
 /// Throws unless a_steps holds at least two strictly increasing scale factors.
 inline void check_steps(const std::vector<double>& a_steps, const char* fn) {
-  if (a_steps.size() < 2) throw InvalidArgument(std::string(fn) + ": need at least two scale factors");
+  if (a_steps.size() < 2)
+    throw InvalidArgument(std::string(fn) + ": need at least two scale factors");
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
     if (!(a_steps[i + 1] > a_steps[i])) {
       throw InvalidArgument(std::string(fn) + ": scale factors must increase, but a = " +

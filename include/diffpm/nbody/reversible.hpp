@@ -38,8 +38,8 @@ namespace diffpm::nbody {
 
 /// Particle positions and momenta in fixed point (see the file comment).
 struct FixedPointState {
-  std::array<double, 3> box{};       ///< L_d, Mpc/h
-  double momentum_quantum = 0.0;     ///< q_p, in the units of p
+  std::array<double, 3> box{};                  ///< L_d, Mpc/h
+  double momentum_quantum = 0.0;                ///< q_p, in the units of p
   std::vector<std::array<std::uint64_t, 3>> x;  ///< x_d = L_d X_d / 2^64
   std::vector<std::array<std::int64_t, 3>> p;   ///< p_d = q_p P_d
 
@@ -65,8 +65,8 @@ struct FixedPointState {
   static FixedPointState from(const ParticleState<T>& s, std::array<double, 3> box_lengths,
                               double quantum = 0.0) {
     if (s.x.size() != s.p.size()) {
-      throw InvalidArgument("fixed-point state: " + std::to_string(s.x.size()) +
-                            " positions but " + std::to_string(s.p.size()) + " momenta");
+      throw InvalidArgument("fixed-point state: " + std::to_string(s.x.size()) + " positions but " +
+                            std::to_string(s.p.size()) + " momenta");
     }
     for (int d = 0; d < 3; ++d) {
       if (!(box_lengths[d] > 0.0) || !std::isfinite(box_lengths[d])) {
@@ -125,7 +125,8 @@ struct FixedPointState {
   std::int64_t to_quanta(double v, const char* what) const {
     if (!(std::fabs(v) < 4.611686018427387904e18)) {
       throw InvalidArgument(std::string("fixed-point state: ") + what + " increment of " +
-                            format_number(v) + " quanta (beyond 2^62: a particle moved more than "
+                            format_number(v) +
+                            " quanta (beyond 2^62: a particle moved more than "
                             "a quarter box in one drift, or the momentum quantum is too small)");
     }
     return std::llround(v);
@@ -189,8 +190,8 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
                            const SnapshotHook<T>& hook = {},
                            std::vector<FixedPointState>* trajectory = nullptr) {
   detail::check_steps(a_steps, "integrate_fixed_point");
-  std::vector<double> snaps = detail::checked_snapshots(a_steps, options, bool(hook),
-                                                        "integrate_fixed_point");
+  std::vector<double> snaps =
+      detail::checked_snapshots(a_steps, options, bool(hook), "integrate_fixed_point");
   const detail::StepFactors factors(cosmo, options.stepper);
   std::vector<std::array<T, 3>> x, F(state.x.size()), p;
   std::size_t next_snap = 0;
@@ -290,8 +291,8 @@ IntegratorGradient integrate_fixed_point_adjoint(
   const std::size_t n = a_steps.size() - 1;
   if (trajectory && trajectory->size() != n + 1) {
     throw InvalidArgument("integrate_fixed_point_adjoint: a trajectory of " +
-                          std::to_string(trajectory->size()) + " states for " +
-                          std::to_string(n) + " steps (needs steps + 1)");
+                          std::to_string(trajectory->size()) + " states for " + std::to_string(n) +
+                          " steps (needs steps + 1)");
   }
   const std::size_t np = trajectory ? trajectory->back().x.size() : state.x.size();
   if (x_bar.size() != np || p_bar.size() != np) {
