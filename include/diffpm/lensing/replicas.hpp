@@ -14,6 +14,12 @@
 
 namespace diffpm::lensing {
 
+/// A symmetry of the box: image coordinate d is sign[d] * x[axis[d]].
+struct Orientation {
+  std::array<int, 3> axis{0, 1, 2};
+  std::array<double, 3> sign{1.0, 1.0, 1.0};
+};
+
 /// The lightcone is longer (and usually wider) than the box, so the box is tiled periodically.
 /// The observer sits at `observer` (Mpc/h, in box coordinates) and looks along +x; replica m
 /// covers line-of-sight distances s in [m L_x, (m + 1) L_x). Replica m holds the box's content
@@ -36,12 +42,6 @@ namespace diffpm::lensing {
 /// enters replica m + 1 at the same s). With them, a particle crossing a boundary jumps across
 /// the sky: the map is then discontinuous in positions there, so gradient checks by finite
 /// differences should keep particles away from replica boundaries or use plain replicas.
-/// A symmetry of the box: image coordinate d is sign[d] * x[axis[d]].
-struct Orientation {
-  std::array<int, 3> axis{0, 1, 2};
-  std::array<double, 3> sign{1.0, 1.0, 1.0};
-};
-
 struct Replicas {
   std::array<double, 3> box{};
   std::array<double, 3> observer{};
