@@ -138,14 +138,36 @@ DIFFPM_HOST_DEVICE inline double map_normal_deviate(std::uint64_t seed, MapStrea
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
 }
 
+/// Calls f(index, lx, ly, ell, bin, weight) for every half-spectrum mode of an n x n map on `g`
+/// with rows k_y in [row_begin, row_end) that lies in a bin: index its half-spectrum entry,
+/// (lx, ly) its multipole vector, bin b for edges[b] <= |ell| < edges[b+1], weight its
+/// full-plane multiplicity (half_spectrum_weight). The zero mode (the map mean) is skipped. The
+/// one definition of which modes a bin holds, for the estimator and for theory averages.
+template <class F>
+void for_each_binned_mode(const MapGeometry& g, const std::vector<double>& edges, int row_begin,
+                          int row_end, F&& f) {
+  const int n = g.pixels, nxc = n / 2 + 1;
+  const double dl = 2.0 * M_PI / g.fov_rad();
+  for (int ky = row_begin; ky < row_end; ++ky) {
+    const double ly = dl * signed_frequency(ky, n);
+    for (int kx = 0; kx < nxc; ++kx) {
+      if (kx == 0 && ky == 0) continue;  // the map mean
+      const double lx = dl * kx;
+      const double ell = std::sqrt(lx * lx + ly * ly);
+      if (!(ell >= edges.front()) || !(ell < edges.back())) continue;
+      const int bin = int(std::upper_bound(edges.begin(), edges.end(), ell) - edges.begin()) - 1;
+      f(std::size_t(ky) * nxc + kx, lx, ly, ell, bin, half_spectrum_weight(kx, n));
+    }
+  }
+}
+
 /// Bins (Omega / N_pix^2) Re(a_m conj(b_m)) over the half spectra a and b of maps on `g`.
 /// Rows are summed in fixed blocks of 64, and the blocks added in order, so the binning adds no
 /// dependence on the thread count.
 template <class T>
 AngularPowerSpectrum bin_cross_power(const MapGeometry& g, const std::complex<T>* a,
                                      const std::complex<T>* b, const std::vector<double>& edges) {
-  const int n = g.pixels, nxc = n / 2 + 1, n_bins = int(edges.size()) - 1;
-  const double dl = 2.0 * M_PI / g.fov_rad();
+  const int n = g.pixels, n_bins = int(edges.size()) - 1;
   const double side = g.fov_rad() / (double(n) * double(n));  // Omega / N_pix^2 = side^2
   constexpr int block_rows = 64;
   const int n_blocks = (n + block_rows - 1) / block_rows;
@@ -158,23 +180,14 @@ AngularPowerSpectrum bin_cross_power(const MapGeometry& g, const std::complex<T>
     double* value_sum = value_sums.data() + std::size_t(block) * n_bins;
     std::int64_t* count = counts.data() + std::size_t(block) * n_bins;
     const int row_end = std::min(n, (block + 1) * block_rows);
-    for (int ky = block * block_rows; ky < row_end; ++ky) {
-      const double ly = dl * signed_frequency(ky, n);
-      for (int kx = 0; kx < nxc; ++kx) {
-        if (kx == 0 && ky == 0) continue;  // the map mean
-        const double lx = dl * kx;
-        const double ell = std::sqrt(lx * lx + ly * ly);
-        if (!(ell >= edges.front()) || !(ell < edges.back())) continue;
-        const int bin = int(std::upper_bound(edges.begin(), edges.end(), ell) - edges.begin()) - 1;
-        const std::size_t m = std::size_t(ky) * nxc + kx;
-        const double re =
-            double(a[m].real()) * double(b[m].real()) + double(a[m].imag()) * double(b[m].imag());
-        const int w = half_spectrum_weight(kx, n);
-        count[bin] += w;
-        ell_sum[bin] += w * ell;
-        value_sum[bin] += w * re;
-      }
-    }
+    for_each_binned_mode(g, edges, block * block_rows, row_end,
+                         [&](std::size_t m, double, double, double ell, int bin, int w) {
+                           const double re = double(a[m].real()) * double(b[m].real()) +
+                                             double(a[m].imag()) * double(b[m].imag());
+                           count[bin] += w;
+                           ell_sum[bin] += w * ell;
+                           value_sum[bin] += w * re;
+                         });
   }
   AngularPowerSpectrum out;
   out.ell_edges = edges;
@@ -262,22 +275,13 @@ template <class F>
 std::vector<double> bin_average(const MapGeometry& g, const std::vector<double>& ell_edges, F&& f) {
   g.validate();
   detail::check_ell_edges(ell_edges);
-  const int n = g.pixels, n_bins = int(ell_edges.size()) - 1;
-  const double dl = 2.0 * M_PI / g.fov_rad();
+  const int n_bins = int(ell_edges.size()) - 1;
   std::vector<double> sum(n_bins, 0.0), count(n_bins, 0.0);
-  for (int ky = 0; ky < n; ++ky) {
-    const double ly = dl * detail::signed_frequency(ky, n);
-    for (int kx = 0; kx <= n / 2; ++kx) {
-      if (kx == 0 && ky == 0) continue;
-      const double lx = dl * kx, ell = std::sqrt(lx * lx + ly * ly);
-      if (!(ell >= ell_edges.front()) || !(ell < ell_edges.back())) continue;
-      const int bin =
-          int(std::upper_bound(ell_edges.begin(), ell_edges.end(), ell) - ell_edges.begin()) - 1;
-      const int w = detail::half_spectrum_weight(kx, n);
-      sum[bin] += w * double(f(lx, ly));
-      count[bin] += w;
-    }
-  }
+  detail::for_each_binned_mode(g, ell_edges, 0, g.pixels,
+                               [&](std::size_t, double lx, double ly, double, int bin, int w) {
+                                 sum[bin] += w * double(f(lx, ly));
+                                 count[bin] += w;
+                               });
   for (int b = 0; b < n_bins; ++b) sum[b] = count[b] > 0 ? sum[b] / count[b] : 0.0;
   return sum;
 }

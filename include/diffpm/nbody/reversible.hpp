@@ -59,20 +59,14 @@ struct FixedPointState {
   }
 
   /// Rounds a floating-point state: positions wrapped into the box, momenta to the nearest
-  /// multiple of `quantum` (0: quantum_for(max |p|)). Throws InvalidArgument on non-finite
-  /// values or momenta beyond 2^62 quanta.
+  /// multiple of `quantum` (0: quantum_for(max |p|)). Throws InvalidArgument on a box length or
+  /// quantum that is not finite and > 0, non-finite values, or momenta beyond 2^62 quanta.
   template <class T>
   static FixedPointState from(const ParticleState<T>& s, std::array<double, 3> box_lengths,
                               double quantum = 0.0) {
     if (s.x.size() != s.p.size()) {
       throw InvalidArgument("fixed-point state: " + std::to_string(s.x.size()) + " positions but " +
                             std::to_string(s.p.size()) + " momenta");
-    }
-    for (int d = 0; d < 3; ++d) {
-      if (!(box_lengths[d] > 0.0) || !std::isfinite(box_lengths[d])) {
-        throw InvalidArgument("fixed-point state: box length " + std::to_string(d) + " = " +
-                              format_number(box_lengths[d]) + " Mpc/h (must be finite and > 0)");
-      }
     }
     double p_max = 0.0;
     for (const auto& v : s.p)
@@ -84,11 +78,9 @@ struct FixedPointState {
       }
     FixedPointState f;
     f.box = box_lengths;
-    f.momentum_quantum = quantum > 0.0 ? quantum : quantum_for(p_max > 0.0 ? p_max : 1.0);
-    if (!(f.momentum_quantum > 0.0) || !std::isfinite(f.momentum_quantum)) {
-      throw InvalidArgument("fixed-point state: momentum quantum = " +
-                            format_number(f.momentum_quantum) + " (must be finite and > 0)");
-    }
+    // 0 asks for the default; anything else is checked by validate().
+    f.momentum_quantum = quantum == 0.0 ? quantum_for(p_max > 0.0 ? p_max : 1.0) : quantum;
+    f.validate("fixed-point state");  // box and quantum (x and p are still empty)
     f.x.resize(s.x.size());
     f.p.resize(s.p.size());
     for (std::size_t i = 0; i < s.x.size(); ++i)
@@ -100,7 +92,7 @@ struct FixedPointState {
         u -= std::floor(u);  // [0, 1]; 1 (round-off) wraps to 0 below
         const double scaled = std::ldexp(u, 64);
         f.x[i][d] = scaled >= two_64 ? 0u : static_cast<std::uint64_t>(scaled);
-        f.p[i][d] = f.to_quanta(double(s.p[i][d]) / f.momentum_quantum, "momentum");
+        f.p[i][d] = to_quanta(double(s.p[i][d]) / f.momentum_quantum, "momentum");
       }
     return f;
   }
@@ -121,37 +113,65 @@ struct FixedPointState {
       for (int d = 0; d < 3; ++d) out[i][d] = static_cast<T>(double(p[i][d]) * momentum_quantum);
   }
 
-  /// llround(v) as int64, throwing if |v| >= 2^62 (leaves a factor 2 of headroom for sums).
-  std::int64_t to_quanta(double v, const char* what) const {
-    if (!(std::fabs(v) < 4.611686018427387904e18)) {
-      throw InvalidArgument(std::string("fixed-point state: ") + what + " increment of " +
-                            format_number(v) +
-                            " quanta (beyond 2^62: a particle moved more than "
-                            "a quarter box in one drift, or the momentum quantum is too small)");
+  /// Throws InvalidArgument unless positions and momenta match in number and the box lengths and
+  /// the momentum quantum are finite and > 0 (a state made by `from` always is).
+  void validate(const char* fn) const {
+    if (x.size() != p.size()) {
+      throw InvalidArgument(std::string(fn) + ": fixed-point state with " +
+                            std::to_string(x.size()) + " positions but " +
+                            std::to_string(p.size()) + " momenta");
     }
+    for (int d = 0; d < 3; ++d) {
+      if (!(box[d] > 0.0) || !std::isfinite(box[d])) {
+        throw InvalidArgument(std::string(fn) + ": fixed-point state box length " +
+                              std::to_string(d) + " = " + format_number(box[d]) +
+                              " Mpc/h (must be finite and > 0)");
+      }
+    }
+    if (!(momentum_quantum > 0.0) || !std::isfinite(momentum_quantum)) {
+      throw InvalidArgument(std::string(fn) + ": fixed-point momentum quantum = " +
+                            format_number(momentum_quantum) + " (must be finite and > 0)");
+    }
+  }
+
+  /// Largest magnitude, in quanta, of a value or an increment: 2^62 leaves a factor 2 of
+  /// headroom in the 64-bit integers (for a position increment: a quarter box per drift).
+  static constexpr double max_quanta = 0x1p62;
+
+  /// Throws InvalidArgument for a value or increment of `v` quanta beyond max_quanta.
+  [[noreturn]] static void throw_overflow(const char* what, double v) {
+    throw InvalidArgument(std::string("fixed-point state: ") + what + " of " + format_number(v) +
+                          " quanta (beyond 2^62: a particle moved more than a quarter box in one "
+                          "drift, or the momentum quantum is too small)");
+  }
+
+  /// llround(v) as int64, throwing if |v| >= max_quanta.
+  static std::int64_t to_quanta(double v, const char* what) {
+    if (!(std::fabs(v) < max_quanta)) throw_overflow(what, v);
     return std::llround(v);
   }
 };
 
 namespace detail {
 
-/// P += s round(K F / q_p), s = +1 forward, -1 backward.
+/// P += s round(K F / q_p), s = +1 forward, -1 backward. On overflow it throws, leaving the
+/// state partly updated (the run cannot continue anyway).
 template <class T>
 void fixed_kick(FixedPointState& st, double K, const std::vector<std::array<T, 3>>& F, int sign) {
   const double c = K / st.momentum_quantum;
   const std::ptrdiff_t n = std::ptrdiff_t(st.p.size());
-  bool bad = false;
-  DIFFPM_OMP(omp parallel for schedule(static) reduction(|| : bad))
+  double worst = 0.0;
+  DIFFPM_OMP(omp parallel for schedule(static) reduction(max : worst))
   for (std::ptrdiff_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) {
       const double v = c * double(F[i][d]);
-      if (!(std::fabs(v) < 4.611686018427387904e18)) {
-        bad = true;
+      if (!(std::fabs(v) < FixedPointState::max_quanta)) {
+        worst = std::isnan(v) ? HUGE_VAL : std::max(worst, std::fabs(v));
         continue;
       }
       st.p[i][d] += sign * std::int64_t(std::llround(v));
     }
-  if (bad) st.to_quanta(HUGE_VAL, "kick");  // throws with the message
+  if (worst > 0.0) FixedPointState::throw_overflow("kick increment", worst);
 }
 
 /// X += s round(D q_p P 2^64 / L): modular, so periodic. Computed from P alone.
@@ -159,19 +179,19 @@ inline void fixed_drift(FixedPointState& st, double D, int sign) {
   std::array<double, 3> c;
   for (int d = 0; d < 3; ++d) c[d] = D * st.momentum_quantum * FixedPointState::two_64 / st.box[d];
   const std::ptrdiff_t n = std::ptrdiff_t(st.x.size());
-  bool bad = false;
-  DIFFPM_OMP(omp parallel for schedule(static) reduction(|| : bad))
+  double worst = 0.0;
+  DIFFPM_OMP(omp parallel for schedule(static) reduction(max : worst))
   for (std::ptrdiff_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) {
       const double v = c[d] * double(st.p[i][d]);
-      if (!(std::fabs(v) < 4.611686018427387904e18)) {
-        bad = true;
+      if (!(std::fabs(v) < FixedPointState::max_quanta)) {
+        worst = std::isnan(v) ? HUGE_VAL : std::max(worst, std::fabs(v));
         continue;
       }
       const std::uint64_t inc = static_cast<std::uint64_t>(std::int64_t(std::llround(v)));
       st.x[i][d] = sign > 0 ? st.x[i][d] + inc : st.x[i][d] - inc;
     }
-  if (bad) st.to_quanta(HUGE_VAL, "drift");
+  if (worst > 0.0) FixedPointState::throw_overflow("drift increment", worst);
 }
 
 }  // namespace detail
@@ -190,6 +210,7 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
                            const SnapshotHook<T>& hook = {},
                            std::vector<FixedPointState>* trajectory = nullptr) {
   detail::check_steps(a_steps, "integrate_fixed_point");
+  state.validate("integrate_fixed_point");
   std::vector<double> snaps =
       detail::checked_snapshots(a_steps, options, bool(hook), "integrate_fixed_point");
   const detail::StepFactors factors(cosmo, options.stepper);
@@ -234,6 +255,7 @@ void integrate_fixed_point_backward(
     FixedPointState& state, Force&& force, const IntegratorOptions& options = {},
     const std::function<void(std::size_t step, const FixedPointState&)>& at_boundary = {}) {
   detail::check_steps(a_steps, "integrate_fixed_point_backward");
+  state.validate("integrate_fixed_point_backward");
   const detail::StepFactors factors(cosmo, options.stepper);
   std::vector<std::array<T, 3>> x, F(state.x.size());
   state.positions(x);
@@ -294,6 +316,7 @@ IntegratorGradient integrate_fixed_point_adjoint(
                           std::to_string(trajectory->size()) + " states for " + std::to_string(n) +
                           " steps (needs steps + 1)");
   }
+  (trajectory ? trajectory->back() : state).validate("integrate_fixed_point_adjoint");
   const std::size_t np = trajectory ? trajectory->back().x.size() : state.x.size();
   if (x_bar.size() != np || p_bar.size() != np) {
     throw InvalidArgument("integrate_fixed_point_adjoint: x_bar and p_bar hold " +
