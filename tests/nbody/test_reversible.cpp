@@ -163,6 +163,19 @@ TEST_CASE("the fixed-point state rejects bad input", "[nbody][reversible][errors
   bad = s;
   bad.p.clear();
   CHECK_THROWS_AS(nb::FixedPointState::from(bad, {100.0, 100.0, 100.0}), InvalidArgument);
+  // A quantum that is not finite and > 0 (0 asks for the default).
+  CHECK_THROWS_WITH(nb::FixedPointState::from(s, {100.0, 100.0, 100.0}, -1.0),
+                    Catch::Contains("quantum = -1"));
+  // A hand-made state whose positions and momenta disagree in number.
+  {
+    auto broken = nb::FixedPointState::from(s, {100.0, 100.0, 100.0});
+    broken.p.clear();
+    const diffpm::cosmology::Cosmology<double> cosmo{diffpm::cosmology::Parameters<double>{}};
+    auto no_force = [](const std::vector<std::array<double, 3>>&,
+                       std::vector<std::array<double, 3>>&) {};
+    CHECK_THROWS_AS(nb::integrate_fixed_point<double>(cosmo, {0.5, 1.0}, broken, no_force),
+                    InvalidArgument);
+  }
   // A momentum quantum so small that the momenta do not fit in 62 bits.
   CHECK_THROWS_WITH(nb::FixedPointState::from(s, {100.0, 100.0, 100.0}, 1e-30),
                     Catch::Contains("momentum"));
