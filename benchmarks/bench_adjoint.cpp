@@ -51,18 +51,19 @@ int run_one(int n, int steps, const std::string& mode) {
     return pm.value_and_adjoint(x, Om, Fb, F, xb);
   };
   const auto a = nbody::time_steps(0.1, 1.0, steps);
-  std::vector<nbody::FixedPointState> trajectory;
+  nbody::FixedPointRecord record;
   const bool store = mode == "store";
+  record.mode = store ? nbody::AdjointMode::store : nbody::AdjointMode::reverse;
 
   const auto t0 = clock_type::now();
-  nbody::integrate_fixed_point<T>(cosmo, a, state, force, {}, {}, store ? &trajectory : nullptr);
+  nbody::integrate_fixed_point<T>(cosmo, a, state, force, {}, {}, &record);
   const double forward = since(t0);
   double backward = 0.0;
   if (mode != "forward") {
     particles::Positions<T> x_bar(init.x.size(), {T(1), T(0), T(0)}), p_bar(init.x.size());
     const auto t1 = clock_type::now();
-    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force_and_adjoint, x_bar, p_bar, {},
-                                            store ? &trajectory : nullptr);
+    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force, force_and_adjoint, x_bar, p_bar,
+                                            {}, &record);
     backward = since(t1);
   }
   rusage ru{};

@@ -3,6 +3,8 @@
 #pragma once
 
 #include "diffpm/autodiff/dual.hpp"
+#include "diffpm/autodiff/pullback.hpp"
+#include "diffpm/autodiff/tape.hpp"
 #include "diffpm/backend/cpu/fft.hpp"
 #include "diffpm/backend/cpu/fft2d.hpp"
 #include "diffpm/backend/tags.hpp"
@@ -48,6 +50,7 @@
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/mesh/grid.hpp"
+#include "diffpm/model/forward_model.hpp"
 #include "diffpm/nbody/fastpm_factors.hpp"
 #include "diffpm/nbody/integrator.hpp"
 #include "diffpm/nbody/kick_drift.hpp"

@@ -272,6 +272,40 @@ TEMPLATE_TEST_CASE("LPT adjoint: dot-product tests for delta_L and the four fact
     }
 }
 
+TEMPLATE_TEST_CASE("LPT adjoint: several evaluations summed in one pass", "[ic][lpt][adjoint]",
+                   float, double) {
+  // L = <xbar1, x(f1)> + <xbar2, x(f2)> + <pbar1, p(f1)>: accumulating both evaluations gives
+  // the sum of two separate adjoints (same arithmetic up to the order of the sums: float 1e-5
+  // and double 1e-12, as in the dot-product test above) and each evaluation's factors_bar.
+  const double tol = std::is_same<TestType, float>::value ? 1e-5 : 1e-12;
+  const Grid grid({12, 10, 8}, {60.0, 50.0, 40.0});
+  const LptFactors<double> f1{0.8, -0.25, 1.1, -0.6}, f2{0.3, -0.04, 0.2, -0.03};
+  Lpt<TestType> lpt(grid);
+  const auto delta = random_delta<TestType>(grid, lpt.plan(), 21u);
+  const auto v = random_delta<TestType>(grid, lpt.plan(), 22u);
+  const std::size_t np = lpt.num_particles();
+  const auto x1 = random_vectors<TestType>(np, 23u), x2 = random_vectors<TestType>(np, 24u);
+  const auto p1 = random_vectors<TestType>(np, 25u);
+  const Vecs<TestType> zero(np, {TestType(0), TestType(0), TestType(0)});
+  lpt.compute(delta, 2);
+  ComplexField<TestType> bar1, bar2, both;
+  LptFactors<double> g1, g2;
+  lpt.adjoint(delta, x1, p1, bar1, g1, f1);
+  lpt.adjoint(delta, x2, zero, bar2, g2, f2);
+  lpt.adjoint_begin();
+  const LptFactors<double> h1 = lpt.adjoint_accumulate(x1, p1, f1);
+  const LptFactors<double> h2 = lpt.adjoint_accumulate(x2, zero, f2);
+  lpt.adjoint_end(delta, both);
+  CHECK(h1.D1 == g1.D1);
+  CHECK(h1.p2 == g1.p2);
+  CHECK(h2.D2 == g2.D2);
+  const double separate = diffpm::ic::spectrum_dot(bar1, v) + diffpm::ic::spectrum_dot(bar2, v);
+  CHECK(diffpm::ic::spectrum_dot(both, v) == Approx(separate).epsilon(tol));
+  // Out of order: accumulate or end without begin.
+  CHECK_THROWS_AS(lpt.adjoint_accumulate(x1, p1, f1), diffpm::InvalidArgument);
+  CHECK_THROWS_AS(lpt.adjoint_end(delta, both), diffpm::InvalidArgument);
+}
+
 TEST_CASE("Noise -> delta_L -> 2LPT particles: chained adjoints (double)", "[ic][lpt][adjoint]") {
   // The spectrum-gradient convention lets lpt.adjoint feed linear_field_adjoint directly.
   const Grid grid({10, 12, 8}, {50.0, 60.0, 40.0});

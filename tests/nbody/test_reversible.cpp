@@ -1,6 +1,7 @@
 // The fixed-point integrator (nbody/reversible.hpp): running it backwards restores every
 // earlier state bit for bit, in float and double, and its trajectory is the floating-point
 // KDK trajectory up to the rounding of the state.
+#include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -258,8 +259,8 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
   };
   nb::integrate_fixed_point<T>(s.cosmo, s.a, fixed, force);
   auto x_bar = w, p_bar = u;
-  const auto g =
-      nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint, x_bar, p_bar);
+  const auto g = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force, force_and_adjoint,
+                                                      x_bar, p_bar);
   // The reverse pass left the rebuilt initial state behind.
   const auto fixed0 = nb::FixedPointState::from(init, s.cfg.box);
   const bool restored = fixed.x == fixed0.x && fixed.p == fixed0.p;
@@ -283,33 +284,188 @@ TEST_CASE("the fixed-point adjoint matches central differences of the KDK map",
   CHECK(g.drift.size() == 3);
 }
 
-TEMPLATE_TEST_CASE("stored and reconstructed trajectories give the same gradient bits",
-                   "[nbody][reversible][adjoint]", float, double) {
-  using T = TestType;
-  const GradientSetup s;
+TEST_CASE("the fixed-point adjoint carries snapshot gradients", "[nbody][reversible][adjoint]") {
+  using T = double;
+  const GradientSetup s;  // steps at a = 0.3, 0.53, 0.74, 1.0 (linear spacing)
   const auto init = s.template initial<T>();
+  nb::PmForce<T> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
+  const double Om = s.cosmo.parameters().Omega_m();
+  const std::size_t n = init.x.size();
+  // Snapshots: at the start (not drifted), inside the first and last steps, and at the end.
+  const std::vector<double> snaps = {0.3, 0.45, 0.9, 1.0};
+  std::vector<std::vector<std::array<T, 3>>> v;
+  for (std::size_t k = 0; k < snaps.size(); ++k) v.push_back(random_vectors<T>(n, 20 + k));
+  const auto w = random_vectors<T>(n, 1), vx = random_vectors<T>(n, 3);
+
+  // L = <w, x_end> + sum_s <v_s, x(a_s)>, by the floating-point integrator; the snapshot at
+  // index `moved` is taken at a_s + da instead.
+  auto loss = [&](double ex, std::size_t moved, double da) {
+    auto st = init;
+    for (std::size_t i = 0; i < n; ++i)
+      for (int d = 0; d < 3; ++d) st.x[i][d] += ex * vx[i][d];
+    nb::IntegratorOptions opt;
+    opt.snapshots = snaps;
+    if (moved < snaps.size()) opt.snapshots[moved] += da;
+    long double L = 0.0L;
+    std::size_t k = 0;
+    nb::integrate(
+        s.cosmo, s.a, st, [&](const auto& x, auto& F) { pm(x, Om, F); }, opt,
+        nb::SnapshotHook<T>([&](double, const auto& xs, const auto&) {
+          for (std::size_t i = 0; i < n; ++i)
+            for (int d = 0; d < 3; ++d) L += (long double)v[k][i][d] * xs[i][d];
+          ++k;
+        }));
+    for (std::size_t i = 0; i < n; ++i)
+      for (int d = 0; d < 3; ++d) L += (long double)w[i][d] * st.x[i][d];
+    return L;
+  };
+  const double e = 1e-6;
+  const double fd_x = double((loss(e, 9, 0) - loss(-e, 9, 0)) / (2 * e));
+  const double e_a = 1e-6;  // moves the snapshot inside its step
+  const double fd_a1 = double((loss(0, 1, e_a) - loss(0, 1, -e_a)) / (2 * e_a));
+  const double fd_a2 = double((loss(0, 2, e_a) - loss(0, 2, -e_a)) / (2 * e_a));
+
+  auto fixed = nb::FixedPointState::from(init, s.cfg.box);
+  auto force = [&](const auto& x, auto& F) { pm(x, Om, F); };
+  auto force_and_adjoint = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    return pm.value_and_adjoint(x, Om, F_bar, F, x_bar);
+  };
+  nb::IntegratorOptions opt;
+  opt.snapshots = snaps;
+  nb::integrate_fixed_point<T>(s.cosmo, s.a, fixed, force, opt,
+                               [](double, const auto&, const auto&) {});
+  auto x_bar = w;
+  std::vector<std::array<T, 3>> p_bar(n, {0.0, 0.0, 0.0});
+  std::vector<double> seen;
+  const auto g = nb::integrate_fixed_point_adjoint<T>(
+      s.cosmo, s.a, fixed, force, force_and_adjoint, x_bar, p_bar, opt, nullptr,
+      [&](double a_s, const auto&, auto& xs_bar) {
+        const std::size_t k =
+            std::size_t(std::find(snaps.begin(), snaps.end(), a_s) - snaps.begin());
+        REQUIRE(k < snaps.size());
+        seen.push_back(a_s);
+        xs_bar = v[k];
+      });
+  CHECK(seen == std::vector<double>{1.0, 0.9, 0.45, 0.3});  // last first
+  REQUIRE(g.snapshots.size() == 4);
+  CHECK(g.snapshots[0].step == 3);  // before the first step: not drifted
+  CHECK(g.snapshots[1].step == 0);
+  CHECK(g.snapshots[2].step == 2);
+  CHECK(g.snapshots[3].step == 2);
+  double ad_x = 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (int d = 0; d < 3; ++d) ad_x += x_bar[i][d] * vx[i][d];
+  // dL/da_s = dL/dD_s dD_s/da_s, D_s = D(a_i, a_s, a_h) (FastPM drift, linear in D1(a_s)).
+  const nb::FastPmFactors<double> f(s.cosmo);
+  auto dD_da = [&](std::size_t k) {
+    const std::size_t i = g.snapshots[k].step;
+    const double a0 = s.a[i], ah = std::sqrt(a0 * s.a[i + 1]), as = snaps[k];
+    return (f.drift(a0, as + e_a, ah) - f.drift(a0, as - e_a, ah)) / (2 * e_a);
+  };
+  const double ad_a1 = g.snapshots[1].drift * dD_da(1), ad_a2 = g.snapshots[2].drift * dD_da(2);
+  INFO("x: " << ad_x << " vs " << fd_x << "; a_s: " << ad_a1 << " vs " << fd_a1 << ", " << ad_a2
+             << " vs " << fd_a2);
+  // As in the test above (smooth between CIC kinks; central differences exact to ~1e-10).
+  CHECK(ad_x == Approx(fd_x).epsilon(1e-6));
+  CHECK(ad_a1 == Approx(fd_a1).epsilon(1e-6));
+  CHECK(ad_a2 == Approx(fd_a2).epsilon(1e-6));
+}
+
+TEMPLATE_TEST_CASE(
+    "stored, reconstructed and checkpointed trajectories give the same gradient bits",
+    "[nbody][reversible][adjoint]", float, double) {
+  using T = TestType;
+  const Setup s(16, 0.3, 9);
+  const auto init = s.template initial<T>();
+  const auto a = nb::time_steps(0.3, 1.0, 7);
   nb::PmForce<T> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
   const double Om = s.cosmo.parameters().Omega_m();
   auto force = [&](const auto& x, auto& F) { pm(x, Om, F); };
   auto force_and_adjoint = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
     return pm.value_and_adjoint(x, Om, F_bar, F, x_bar);
   };
-  auto fixed = nb::FixedPointState::from(init, s.cfg.box);
-  std::vector<nb::FixedPointState> trajectory;
-  nb::integrate_fixed_point<T>(s.cosmo, s.a, fixed, force, {}, {}, &trajectory);
-  REQUIRE(trajectory.size() == s.a.size());
+  nb::IntegratorOptions opt;
+  opt.snapshots = {0.3, 0.5, 0.77, 0.95};
   const auto w = random_vectors<T>(init.x.size(), 5), u = random_vectors<T>(init.x.size(), 6);
-  auto xs = w, ps = u, xr = w, pr = u;
-  const auto gs = nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint, xs,
-                                                       ps, {}, &trajectory);
-  const auto gr =
-      nb::integrate_fixed_point_adjoint<T>(s.cosmo, s.a, fixed, force_and_adjoint, xr, pr);
-  const bool same_state_bars = xs == xr && ps == pr;
-  CHECK(same_state_bars);
-  CHECK(gs.kick_first == gr.kick_first);
-  CHECK(gs.kick_second == gr.kick_second);
-  CHECK(gs.drift == gr.drift);
-  CHECK(gs.force_scalar == gr.force_scalar);
+  const auto v = random_vectors<T>(init.x.size(), 7);
+  auto snapshot_adjoint = [&](double a_s, const auto& xs, auto& xs_bar) {
+    // A nonlinear function of the snapshot positions: L_s = a_s sum v . sin(x).
+    for (std::size_t i = 0; i < xs.size(); ++i)
+      for (int d = 0; d < 3; ++d) xs_bar[i][d] = T(a_s) * v[i][d] * std::cos(xs[i][d]);
+  };
+  struct Out {
+    std::vector<std::array<T, 3>> x_bar, p_bar;
+    nb::IntegratorGradient g;
+    nb::FixedPointState after;
+  };
+  auto run = [&](nb::AdjointMode mode, std::size_t every) {
+    auto fixed = nb::FixedPointState::from(init, s.cfg.box);
+    nb::FixedPointRecord record;
+    record.mode = mode;
+    record.checkpoint_every = every;
+    nb::integrate_fixed_point<T>(
+        s.cosmo, a, fixed, force, opt, [](double, const auto&, const auto&) {}, &record);
+    CHECK(record.half_steps.size() == record.expected_size(a.size() - 1));
+    Out o{w, u, {}, {}};
+    o.g = nb::integrate_fixed_point_adjoint<T>(s.cosmo, a, fixed, force, force_and_adjoint, o.x_bar,
+                                               o.p_bar, opt, &record, snapshot_adjoint);
+    o.after = fixed;
+    return o;
+  };
+  const Out st = run(nb::AdjointMode::store, 0);
+  const Out rv = run(nb::AdjointMode::reverse, 0);
+  const Out c3 = run(nb::AdjointMode::checkpoint, 3);  // segments of 3, 3 and 1 steps
+  const Out c1 = run(nb::AdjointMode::checkpoint, 1);
+  for (const Out* o : {&rv, &c3, &c1}) {
+    const bool same_bars = o->x_bar == st.x_bar && o->p_bar == st.p_bar;
+    CHECK(same_bars);
+    CHECK(o->g.kick_first == st.g.kick_first);
+    CHECK(o->g.kick_second == st.g.kick_second);
+    CHECK(o->g.drift == st.g.drift);
+    CHECK(o->g.force_scalar == st.g.force_scalar);
+    REQUIRE(o->g.snapshots.size() == st.g.snapshots.size());
+    for (std::size_t k = 0; k < st.g.snapshots.size(); ++k)
+      CHECK(o->g.snapshots[k].drift == st.g.snapshots[k].drift);
+  }
+  // Reverse mode leaves the rebuilt initial state; the others leave the final one.
+  const auto fixed0 = nb::FixedPointState::from(init, s.cfg.box);
+  const bool restored = rv.after.x == fixed0.x && rv.after.p == fixed0.p;
+  CHECK(restored);
+  const bool kept = st.after.x == c3.after.x && !(st.after.x == fixed0.x);
+  CHECK(kept);
   // And not trivially: the gradient differs from its seed.
-  CHECK_FALSE(xs == w);
+  CHECK_FALSE(st.x_bar == w);
+  CHECK(st.g.snapshots[2].drift != 0.0);
+}
+
+TEST_CASE("the fixed-point adjoint rejects a record that does not fit the run",
+          "[nbody][reversible][errors]") {
+  const Setup s(8, 0.3, 9);
+  const auto init = s.template initial<double>();
+  nb::PmForce<double> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
+  auto force = [&](const auto& x, auto& F) { pm(x, 0.3, F); };
+  auto force_and_adjoint = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    return pm.value_and_adjoint(x, 0.3, F_bar, F, x_bar);
+  };
+  auto fixed = nb::FixedPointState::from(init, s.cfg.box);
+  nb::FixedPointRecord record;
+  record.mode = nb::AdjointMode::store;
+  nb::integrate_fixed_point<double>(s.cosmo, {0.3, 0.5, 1.0}, fixed, force, {}, {}, &record);
+  std::vector<std::array<double, 3>> xb(init.x.size()), pb(init.x.size());
+  CHECK_THROWS_WITH(
+      nb::integrate_fixed_point_adjoint<double>(s.cosmo, {0.3, 0.4, 0.5, 1.0}, fixed, force,
+                                                force_and_adjoint, xb, pb, {}, &record),
+      Catch::Contains("2 states for 3 steps"));
+  record.mode = nb::AdjointMode::checkpoint;
+  record.checkpoint_every = 0;
+  CHECK_THROWS_WITH(
+      nb::integrate_fixed_point_adjoint<double>(s.cosmo, {0.3, 0.5, 1.0}, fixed, force,
+                                                force_and_adjoint, xb, pb, {}, &record),
+      Catch::Contains("checkpoint every 0"));
+  // Snapshots need their adjoint.
+  nb::IntegratorOptions opt;
+  opt.snapshots = {0.4};
+  CHECK_THROWS_AS(nb::integrate_fixed_point_adjoint<double>(s.cosmo, {0.3, 0.5, 1.0}, fixed, force,
+                                                            force_and_adjoint, xb, pb, opt),
+                  InvalidArgument);
 }

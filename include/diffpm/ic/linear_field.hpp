@@ -5,6 +5,7 @@
 #include <cmath>
 #include <complex>
 #include <cstddef>
+#include <map>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -106,6 +107,33 @@ inline std::vector<double> mode_amplitudes(const mesh::Grid& grid,
                                            const cosmology::Cosmology<double>& cosmology,
                                            double a = 1.0) {
   return mode_amplitudes(grid, [&](double k) { return cosmology.linear_power(k, a); });
+}
+
+/// The adjoints of mode_amplitudes' coefficients summed over the entries that share a
+/// wavenumber: pairs (k, sum of amplitude_bar over the entries with |k_n| = k), sorted by k,
+/// zero mode left out. Since c_n = sqrt(P(|k_n|) N / V) depends on |k_n| alone, dL/dtheta =
+/// sum over the pairs of bar * d sqrt(P(k) N / V)/dtheta: the power spectrum's derivatives are
+/// then needed once per distinct k (about 3 (n/2)^2 of them for an n^3 mesh), not per mode. k
+/// is computed exactly as mode_amplitudes does, so equal wavenumbers compare equal.
+inline std::vector<std::pair<double, double>> amplitude_adjoint_by_wavenumber(
+    const mesh::Grid& grid, const std::vector<double>& amplitude_bar) {
+  if (amplitude_bar.size() != grid.complex_size()) {
+    throw InvalidArgument("linear field: " + std::to_string(amplitude_bar.size()) +
+                          " amplitude adjoints for a half spectrum of " +
+                          std::to_string(grid.complex_size()) + " modes");
+  }
+  std::map<double, double> by_k;
+  const int nzc = grid.complex_nz();
+  for (int i = 0; i < grid.n[0]; ++i)
+    for (int j = 0; j < grid.n[1]; ++j)
+      for (int kz = 0; kz < nzc; ++kz) {
+        if (i == 0 && j == 0 && kz == 0) continue;
+        const double kx = grid.wavenumber(0, i), ky = grid.wavenumber(1, j),
+                     kzv = grid.wavenumber(2, kz);
+        by_k[std::sqrt(kx * kx + ky * ky + kzv * kzv)] +=
+            amplitude_bar[grid.complex_index(i, j, kz)];
+      }
+  return {by_k.begin(), by_k.end()};
 }
 
 struct LinearFieldOptions {

@@ -19,6 +19,13 @@
 
 namespace diffpm::lensing {
 
+/// dL/d(the lightcone's scalars), summed by Lightcone::paint_adjoint over the planes it sees.
+struct LightconeGradient {
+  std::vector<double> chi;                   ///< dL/dchi_i, by plane
+  double width = 0.0;                        ///< dL/dDelta (the shells' common width)
+  std::vector<std::vector<double>> weights;  ///< dL/dc_{s,i}, the Born weights, [source][plane]
+};
+
 /// Collects the lightcone during a run. The simulation calls paint(a_i, x) with positions
 /// drifted exactly to each plane's a_i (the integrator's snapshot hook: no step boundary is
 /// added, and a_i moving with the cosmology moves the paint time continuously); each call
@@ -93,6 +100,53 @@ class Lightcone {
     }
     if (!any) {
       throw InvalidArgument("Lightcone: a = " + format_number(a) +
+                            " is not a plane's scale factor");
+    }
+  }
+
+  /// The adjoint of paint(a, x): for every plane at a, given kappa_bar[s] = dL/dkappa_s, adds
+  /// dL/dx to x_bar (sized to the particles, zeros, if empty) and dL/dchi_i, dL/dDelta and
+  /// dL/dc_{s,i} to `g` (sized on first use). The plane is painted again from x (a few
+  /// nanoseconds per particle image) for dL/dc = <kappa_bar, plane at the pixels>, so nothing
+  /// is kept between the passes. Chain: Born sum (born_accumulate_adjoint), sampling
+  /// (interpolate_plane_adjoint), shell painting (paint_shell_adjoint).
+  void paint_adjoint(double a, const particles::Positions<T>& x,
+                     const std::vector<Map<T>>& kappa_bar, particles::Positions<T>& x_bar,
+                     LightconeGradient& g) const {
+    if (kappa_bar.size() != weights_.size()) {
+      throw InvalidArgument("Lightcone::paint_adjoint: " + std::to_string(kappa_bar.size()) +
+                            " map adjoints for " + std::to_string(weights_.size()) + " sources");
+    }
+    const std::size_t planes = shells_.chi.size();
+    if (g.chi.empty()) g.chi.assign(planes, 0.0);
+    if (g.weights.empty()) g.weights.assign(weights_.size(), std::vector<double>(planes, 0.0));
+    if (g.chi.size() != planes || g.weights.size() != weights_.size()) {
+      throw InvalidArgument(
+          "Lightcone::paint_adjoint: the gradient was sized for another "
+          "lightcone");
+    }
+    bool any = false;
+    for (std::size_t i = 0; i < planes; ++i) {
+      if (shells_.a[i] != a) continue;
+      any = true;
+      Plane<T> plane(grids_[i]);
+      paint_shell(x, replicas_, shells_.chi[i], shells_.width, plane, density_);
+      Map<T> sampled(map_);
+      interpolate_plane(plane, sampled);
+      Map<T> sampled_bar(map_);
+      for (std::size_t s = 0; s < weights_.size(); ++s) {
+        g.weights[s][i] +=
+            born_accumulate_adjoint(sampled, weights_[s][i], kappa_bar[s], sampled_bar);
+      }
+      Plane<T> plane_bar(grids_[i]);
+      interpolate_plane_adjoint(sampled_bar, plane_bar);
+      const ShellPaintGradient sg = paint_shell_adjoint(x, replicas_, shells_.chi[i], shells_.width,
+                                                        plane_bar, x_bar, density_);
+      g.chi[i] += sg.chi;
+      g.width += sg.width;
+    }
+    if (!any) {
+      throw InvalidArgument("Lightcone::paint_adjoint: a = " + format_number(a) +
                             " is not a plane's scale factor");
     }
   }

@@ -77,15 +77,18 @@ inline std::vector<double> checked_snapshots(const std::vector<double>& a_steps,
 }
 
 /// Kick and drift factors of a stepper: FastPM's (exact linear growth) or plain leapfrog's.
+/// S = double for the run; S = a dual number gives the factors' derivatives with respect to
+/// the cosmological parameters, for the adjoint (model/forward_model.hpp).
+template <class S = double>
 struct StepFactors {
-  FastPmFactors<double> factors;
+  FastPmFactors<S> factors;
   bool fastpm;
-  StepFactors(const cosmology::Cosmology<double>& cosmo, Stepper stepper)
+  StepFactors(const cosmology::Cosmology<S>& cosmo, Stepper stepper)
       : factors(cosmo), fastpm(stepper == Stepper::fastpm) {}
-  double kick(double a0, double a1, double a_force) const {
+  S kick(const S& a0, const S& a1, const S& a_force) const {
     return fastpm ? factors.kick(a0, a1, a_force) : factors.kick_leapfrog(a0, a1);
   }
-  double drift(double a0, double a1, double a_momentum) const {
+  S drift(const S& a0, const S& a1, const S& a_momentum) const {
     return fastpm ? factors.drift(a0, a1, a_momentum) : factors.drift_leapfrog(a0, a1);
   }
 };

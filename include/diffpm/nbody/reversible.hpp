@@ -196,21 +196,70 @@ inline void fixed_drift(FixedPointState& st, double D, int sign) {
 
 }  // namespace detail
 
+/// How the reverse pass of a fixed-point run gets the forward trajectory back (issue 5; all
+/// three see the same integer states, hence give the same gradient bits):
+///  - store: the forward run keeps the state of every step (memory grows with the steps);
+///  - reverse: the reverse pass runs the integrator backwards from the final state, bit for bit
+///    (memory flat in the steps, no extra force evaluations: the force adjoint returns the force
+///    that undoes each kick);
+///  - checkpoint: the forward run keeps every k-th step's state; the reverse pass replays each
+///    segment of k steps forward from its checkpoint (memory ~ steps / k + k states, one extra
+///    force per step). For integrators that cannot run backwards exactly; here it is the check
+///    that the other two agree with a third route.
+enum class AdjointMode { store, reverse, checkpoint };
+
+/// What integrate_fixed_point keeps for the reverse pass. half_steps[j] is the state after the
+/// first kick of step i = j (store) or i = j k (checkpoint, k = checkpoint_every): positions at
+/// a_i, momenta at the half step. Nothing is kept in reverse mode: the final state is the
+/// run's own.
+struct FixedPointRecord {
+  AdjointMode mode = AdjointMode::reverse;
+  std::size_t checkpoint_every = 8;
+  std::vector<FixedPointState> half_steps;
+
+  /// Whether step i's half-step state is kept.
+  bool keeps(std::size_t i) const {
+    return mode == AdjointMode::store ||
+           (mode == AdjointMode::checkpoint && i % checkpoint_every == 0);
+  }
+  /// Entries a run of `steps` steps leaves.
+  std::size_t expected_size(std::size_t steps) const {
+    if (mode == AdjointMode::store) return steps;
+    if (mode == AdjointMode::checkpoint) return (steps + checkpoint_every - 1) / checkpoint_every;
+    return 0;
+  }
+  void validate(const char* fn) const {
+    if (mode == AdjointMode::checkpoint && checkpoint_every == 0) {
+      throw InvalidArgument(std::string(fn) + ": checkpoint every 0 steps (must be >= 1)");
+    }
+  }
+};
+
+namespace detail {
+/// The step i with a_i < a_s <= a_{i+1} in which integrate's hook sees snapshot a_s, or
+/// steps (= a_steps.size() - 1) for a_s <= a_steps.front() (seen before the first step).
+inline std::size_t snapshot_step(const std::vector<double>& a_steps, double a_s) {
+  if (a_s <= a_steps.front()) return a_steps.size() - 1;
+  std::size_t i = 0;
+  while (i + 2 < a_steps.size() && a_s > a_steps[i + 1]) ++i;
+  return i;
+}
+}  // namespace detail
+
 /// Kick-drift-kick from a_steps.front() to a_steps.back() on the fixed-point state, with the
 /// factors of `integrate` (FastPM or leapfrog, integrator.hpp) and one force evaluation per
 /// step. `force(x, F)` gets the positions as T (FixedPointState::positions) and must be a
 /// deterministic function of them. The snapshot hook sees positions drifted to each snapshot
-/// (in fixed point, then converted), as in `integrate`. With `trajectory`, the run also keeps
-/// what the adjoint's "store" mode needs: entry i (i < steps) is the state after the first kick
-/// of step i (positions x_i, momenta at the half step), the last entry the final state.
+/// (in fixed point, then converted), as in `integrate`. With `record`, the run also keeps what
+/// the reverse pass of its mode needs (FixedPointRecord; cleared first).
 template <class T, class Force>
 void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
                            const std::vector<double>& a_steps, FixedPointState& state,
                            Force&& force, const IntegratorOptions& options = {},
-                           const SnapshotHook<T>& hook = {},
-                           std::vector<FixedPointState>* trajectory = nullptr) {
+                           const SnapshotHook<T>& hook = {}, FixedPointRecord* record = nullptr) {
   detail::check_steps(a_steps, "integrate_fixed_point");
   state.validate("integrate_fixed_point");
+  if (record) record->validate("integrate_fixed_point");
   std::vector<double> snaps =
       detail::checked_snapshots(a_steps, options, bool(hook), "integrate_fixed_point");
   const detail::StepFactors factors(cosmo, options.stepper);
@@ -226,11 +275,11 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
   state.positions(x);
   force(x, F);
   FixedPointState snap;
-  if (trajectory) trajectory->clear();
+  if (record) record->half_steps.clear();
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
     const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
     detail::fixed_kick(state, factors.kick(a0, ah, a0), F, +1);
-    if (trajectory) trajectory->push_back(state);
+    if (record && record->keeps(i)) record->half_steps.push_back(state);
     while (next_snap < snaps.size() && snaps[next_snap] <= a1) {
       const double as = snaps[next_snap++];
       snap = state;
@@ -242,7 +291,6 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
     force(x, F);
     detail::fixed_kick(state, factors.kick(ah, a1, a1), F, +1);
   }
-  if (trajectory) trajectory->push_back(state);
 }
 
 /// Undoes integrate_fixed_point over the same a_steps, force and stepper: from the state at
@@ -273,72 +321,107 @@ void integrate_fixed_point_backward(
   }
 }
 
+/// The adjoint of a snapshot hook that reads positions only (the lightcone): given the
+/// positions x_s at snapshot a_s, set x_s_bar = dL/dx_s (it arrives sized and zeroed).
+template <class T>
+using SnapshotAdjoint =
+    std::function<void(double a_s, const std::vector<Vec3<T>>& x_s, std::vector<Vec3<T>>& x_s_bar)>;
+
 /// dL/d(coefficients) of a fixed-point run, step by step: the kick factors of the first and
 /// second half kicks, the drift factors, and the sum of what the force adjoint returned (for
-/// the PM force, dL/dOmega_m). The cosmology turns them into parameter derivatives (DESIGN.md,
-/// "The adjoint": dL/dtheta = sum_c dL/dc dc/dtheta).
+/// the PM force, dL/dOmega_m); for each snapshot (sorted by a), the step whose half-step state
+/// it was drifted from (steps for one at a_steps.front(), not drifted) and dL/d(its drift
+/// factor D(a_i, a_s, a_h)). The cosmology turns them into parameter derivatives (DESIGN.md,
+/// "The adjoint": dL/dtheta = sum_c dL/dc dc/dtheta); the drift factor of a snapshot also
+/// carries the dependence on a_s.
 struct IntegratorGradient {
   std::vector<double> kick_first, kick_second, drift;
   double force_scalar = 0.0;
+  struct Snapshot {
+    double a = 0.0;
+    std::size_t step = 0;
+    double drift = 0.0;
+  };
+  std::vector<Snapshot> snapshots;
 };
 
-/// The reverse pass of integrate_fixed_point over the same steps, force and stepper. On entry
-/// x_bar, p_bar hold dL/dx, dL/dp at a_steps.back(); on return dL/dx, dL/dp at
-/// a_steps.front(). `force_and_adjoint(x, F_bar, F, x_bar)` must set F to the force at x (bit
-/// for bit the forward run's), accumulate x_bar += (dF/dx)^T F_bar and return dL/d(its scalar),
-/// as PmForce::value_and_adjoint does: every force the reverse pass needs comes with an
-/// adjoint at the same positions.
+/// The reverse pass of integrate_fixed_point over the same steps, force, stepper and snapshots.
+/// On entry `state` is the final state and x_bar, p_bar hold dL/dx, dL/dp there; on return
+/// x_bar, p_bar hold dL/dx, dL/dp at a_steps.front() and, in reverse mode (record null or of
+/// mode reverse), `state` is the initial state, rebuilt (store and checkpoint leave it as it
+/// was). `force(x, F)` is the forward force (checkpoint mode replays with it);
+/// `force_and_adjoint(x, F_bar, F, x_bar)` must set F to the force at x (bit for bit force's),
+/// accumulate x_bar += (dF/dx)^T F_bar and return dL/d(its scalar), as
+/// PmForce::value_and_adjoint does. The snapshots of `options` get `snapshot_adjoint`
+/// (required if there are any) with the positions the forward hook saw, bit for bit.
 ///
-/// The trajectory is the fixed-point one, rebuilt backwards from `state` (which enters as the
-/// final state and leaves as the initial one: memory flat in the number of steps, one
-/// force-and-adjoint per step), or read from `trajectory` when integrate_fixed_point recorded
-/// it (memory growing with the steps; `state` is then not used). The two see the same states
-/// bit for bit, hence give the same gradients bit for bit. The derivatives are those of the
-/// unrounded kick-drift-kick map (the rounding of the state, 2^-40 of the momenta, is not
-/// differentiated). Snapshot hooks are not part of this pass.
+/// The derivatives are those of the unrounded kick-drift-kick map (the rounding of the state,
+/// 2^-40 of the momenta, is not differentiated).
 ///
-/// Per step, forward p' = p + K1 F(x); x' = x + D p'; p'' = p' + K2 F(x'); in reverse the
-/// momentum adjoint passes through both kicks unchanged, so the two kicks that meet at a step
-/// boundary x_b share one force adjoint: x_bar += (dF/dx(x_b))^T (K2_{b-1} + K1_b) p_bar, with
-/// dL/dK2_{b-1} = dL/dK1_b = <p_bar, F(x_b)>; the drift gives p_bar += D x_bar and
-/// dL/dD = <x_bar, p'> (kick_drift.hpp).
-template <class T, class ForceAndAdjoint>
+/// Per step, forward p' = p + K1 F(x); x_s = x + D_s p' (snapshots); x' = x + D p';
+/// p'' = p' + K2 F(x'). In reverse the momentum adjoint passes through both kicks unchanged, so
+/// the two kicks that meet at a step boundary x_b share one force adjoint:
+/// x_bar += (dF/dx(x_b))^T (K2_{b-1} + K1_b) p_bar, with dL/dK2_{b-1} = dL/dK1_b = <p_bar, F(x_b)>;
+/// the drift gives p_bar += D x_bar and dL/dD = <x_bar, p'> (kick_drift.hpp), each snapshot
+/// x_bar += x_s_bar, p_bar += D_s x_s_bar and dL/dD_s = <x_s_bar, p'>.
+template <class T, class Force, class ForceAndAdjoint>
 IntegratorGradient integrate_fixed_point_adjoint(
     const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
-    FixedPointState& state, ForceAndAdjoint&& force_and_adjoint,
+    FixedPointState& state, Force&& force, ForceAndAdjoint&& force_and_adjoint,
     std::vector<std::array<T, 3>>& x_bar, std::vector<std::array<T, 3>>& p_bar,
-    const IntegratorOptions& options = {},
-    const std::vector<FixedPointState>* trajectory = nullptr) {
-  detail::check_steps(a_steps, "integrate_fixed_point_adjoint");
+    const IntegratorOptions& options = {}, const FixedPointRecord* record = nullptr,
+    const SnapshotAdjoint<T>& snapshot_adjoint = {}) {
+  const char* fn = "integrate_fixed_point_adjoint";
+  detail::check_steps(a_steps, fn);
   const std::size_t n = a_steps.size() - 1;
-  if (trajectory && trajectory->size() != n + 1) {
-    throw InvalidArgument("integrate_fixed_point_adjoint: a trajectory of " +
-                          std::to_string(trajectory->size()) + " states for " + std::to_string(n) +
-                          " steps (needs steps + 1)");
+  const AdjointMode mode = record ? record->mode : AdjointMode::reverse;
+  if (record) {
+    record->validate(fn);
+    if (record->half_steps.size() != record->expected_size(n)) {
+      throw InvalidArgument(std::string(fn) + ": a record of " +
+                            std::to_string(record->half_steps.size()) + " states for " +
+                            std::to_string(n) + " steps (expected " +
+                            std::to_string(record->expected_size(n)) +
+                            "; was it made by a run over the same steps and mode?)");
+    }
   }
-  (trajectory ? trajectory->back() : state).validate("integrate_fixed_point_adjoint");
-  const std::size_t np = trajectory ? trajectory->back().x.size() : state.x.size();
+  state.validate(fn);
+  const std::size_t np = state.x.size();
   if (x_bar.size() != np || p_bar.size() != np) {
-    throw InvalidArgument("integrate_fixed_point_adjoint: x_bar and p_bar hold " +
+    throw InvalidArgument(std::string(fn) + ": x_bar and p_bar hold " +
                           std::to_string(x_bar.size()) + " and " + std::to_string(p_bar.size()) +
                           " entries for " + std::to_string(np) + " particles");
   }
+  const std::vector<double> snaps =
+      detail::checked_snapshots(a_steps, options, bool(snapshot_adjoint), fn);
   const detail::StepFactors factors(cosmo, options.stepper);
   IntegratorGradient g;
   g.kick_first.assign(n, 0.0);
   g.kick_second.assign(n, 0.0);
   g.drift.assign(n, 0.0);
-  std::vector<std::array<T, 3>> x, F(np), F_bar(np);
-  const FixedPointState* cur = trajectory ? &trajectory->back() : &state;
+  for (double as : snaps) g.snapshots.push_back({as, detail::snapshot_step(a_steps, as), 0.0});
+  std::vector<std::array<T, 3>> x, F(np), F_bar(np), xs_bar;
   const std::ptrdiff_t m = std::ptrdiff_t(np);
+  auto K1 = [&](std::size_t i) {
+    const double a0 = a_steps[i], ah = std::sqrt(a0 * a_steps[i + 1]);
+    return factors.kick(a0, ah, a0);
+  };
+  auto K2 = [&](std::size_t i) {
+    const double a1 = a_steps[i + 1], ah = std::sqrt(a_steps[i] * a1);
+    return factors.kick(ah, a1, a1);
+  };
+  auto Dstep = [&](std::size_t i, double a1) {
+    const double a0 = a_steps[i], ah = std::sqrt(a0 * a_steps[i + 1]);
+    return factors.drift(a0, a1, ah);
+  };
 
-  // At a boundary with positions *cur and total kick factor k: F and the force adjoint with
+  // At a boundary with positions of `at` and total kick factor k: F and the force adjoint with
   // F_bar = k p_bar in one call; returns <p_bar, F> = dL/dK of both kicks there.
-  auto boundary = [&](double k) {
+  auto boundary = [&](const FixedPointState& at, double k) {
     DIFFPM_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t i = 0; i < m; ++i)
       for (int d = 0; d < 3; ++d) F_bar[i][d] = static_cast<T>(k) * p_bar[i][d];
-    cur->positions(x);
+    at.positions(x);
     g.force_scalar += force_and_adjoint(x, F_bar, F, x_bar);
     double dot = 0.0;
     DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
@@ -346,41 +429,85 @@ IntegratorGradient integrate_fixed_point_adjoint(
       for (int d = 0; d < 3; ++d) dot += double(p_bar[i][d]) * double(F[i][d]);
     return dot;
   };
-
-  {
-    const double a0 = a_steps[n - 1], a1 = a_steps[n], ah = std::sqrt(a0 * a1);
-    g.kick_second[n - 1] = boundary(factors.kick(ah, a1, a1));
-  }
-  for (std::size_t i = n; i-- > 0;) {
-    const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
-    if (trajectory) {
-      cur = &(*trajectory)[i];  // x_i and the half-step momenta
-    } else {
-      detail::fixed_kick(state, factors.kick(ah, a1, a1), F, -1);
-    }
-    // Drift adjoint with the half-step momenta, read from the integers as momenta() does.
-    const double D = factors.drift(a0, a1, ah), q = cur->momentum_quantum;
+  // x_bar += D p_bar-style update: p_bar += D v, returns <v, p'> with p' the half-step momenta
+  // of `h` (read from the integers as momenta() does).
+  auto drift_adjoint = [&](const FixedPointState& h, double D,
+                           const std::vector<std::array<T, 3>>& v) {
+    const double q = h.momentum_quantum;
     const T Dt = static_cast<T>(D);
     double d_bar = 0.0;
     DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : d_bar))
     for (std::ptrdiff_t j = 0; j < m; ++j)
       for (int d = 0; d < 3; ++d) {
-        const T p_mid = static_cast<T>(double(cur->p[j][d]) * q);
-        p_bar[j][d] += Dt * x_bar[j][d];
-        d_bar += double(x_bar[j][d]) * double(p_mid);
+        const T p_mid = static_cast<T>(double(h.p[j][d]) * q);
+        p_bar[j][d] += Dt * v[j][d];
+        d_bar += double(v[j][d]) * double(p_mid);
       }
-    g.drift[i] = d_bar;
-    if (!trajectory) detail::fixed_drift(state, D, -1);
-    const double k1 = factors.kick(a0, ah, a0);
-    double k_total = k1;
-    if (i > 0) {
-      const double b0 = a_steps[i - 1], bh = std::sqrt(b0 * a0);
-      k_total += factors.kick(bh, a0, a0);
+    return d_bar;
+  };
+  // Snapshot s at positions xs: x_bar += x_s_bar (and returns x_s_bar for the drift part).
+  auto snapshot_bar = [&](double as, const FixedPointState& at) {
+    at.positions(x);
+    xs_bar.assign(np, {T(0), T(0), T(0)});
+    snapshot_adjoint(as, x, xs_bar);
+    DIFFPM_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t j = 0; j < m; ++j)
+      for (int d = 0; d < 3; ++d) x_bar[j][d] += xs_bar[j][d];
+  };
+
+  // Checkpoint mode: the half-step states of the current segment, replayed from its checkpoint.
+  std::vector<FixedPointState> segment;
+  std::size_t segment_begin = n;
+  auto half_step = [&](std::size_t i) -> const FixedPointState& {
+    if (mode == AdjointMode::store) return record->half_steps[i];
+    if (i < segment_begin || i >= segment_begin + segment.size()) {
+      const std::size_t k = record->checkpoint_every, c = i / k * k;
+      segment.assign(1, record->half_steps[i / k]);
+      for (std::size_t j = c; j < i; ++j) {
+        FixedPointState s = segment.back();
+        detail::fixed_drift(s, Dstep(j, a_steps[j + 1]), +1);
+        s.positions(x);
+        force(x, F);
+        detail::fixed_kick(s, K2(j), F, +1);
+        detail::fixed_kick(s, K1(j + 1), F, +1);
+        segment.push_back(std::move(s));
+      }
+      segment_begin = c;
     }
-    const double c = boundary(k_total);
-    if (!trajectory) detail::fixed_kick(state, k1, F, -1);
+    return segment[i - segment_begin];
+  };
+
+  g.kick_second[n - 1] = boundary(state, K2(n - 1));
+  std::size_t next_snap = snaps.size();  // snapshots are visited from the last
+  FixedPointState snap;
+  for (std::size_t i = n; i-- > 0;) {
+    const double a1 = a_steps[i + 1];
+    const FixedPointState* h = &state;
+    if (mode == AdjointMode::reverse) {
+      detail::fixed_kick(state, K2(i), F, -1);
+      detail::fixed_drift(state, Dstep(i, a1), -1);
+    } else {
+      h = &half_step(i);
+    }
+    g.drift[i] = drift_adjoint(*h, Dstep(i, a1), x_bar);
+    while (next_snap > 0 && g.snapshots[next_snap - 1].step == i) {
+      auto& s = g.snapshots[--next_snap];
+      const double Ds = Dstep(i, s.a);
+      snap = *h;
+      detail::fixed_drift(snap, Ds, +1);
+      snapshot_bar(s.a, snap);
+      s.drift = drift_adjoint(*h, Ds, xs_bar);
+    }
+    const double k1 = K1(i);
+    const double c = boundary(*h, i > 0 ? k1 + K2(i - 1) : k1);
+    if (mode == AdjointMode::reverse) detail::fixed_kick(state, k1, F, -1);
     g.kick_first[i] = c;
     if (i > 0) g.kick_second[i - 1] = c;
+  }
+  // Snapshots before the first step saw the initial positions (those of half_steps[0] too).
+  while (next_snap > 0) {
+    auto& s = g.snapshots[--next_snap];
+    snapshot_bar(s.a, mode == AdjointMode::reverse ? state : half_step(0));
   }
   return g;
 }

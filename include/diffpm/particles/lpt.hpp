@@ -124,6 +124,7 @@ class Lpt {
       throw InvalidArgument("LPT order = " + std::to_string(order) + " (must be 1 or 2)");
     }
     check_spectrum(delta, "delta_L");
+    accumulating_ = false;  // an adjoint in progress would refer to the old fields
     for (int d = 0; d < 3; ++d) {
       apply_kernel(delta, work_, [d](const Mode& m) { return m.inv_gradient(d); });
       inverse(work_, psi1_[d]);
@@ -192,8 +193,32 @@ class Lpt {
   void adjoint(const mesh::ComplexField<T>& delta, const std::vector<Vec3>& x_bar,
                const std::vector<Vec3>& p_bar, mesh::ComplexField<T>& delta_bar,
                LptFactors<double>& factors_bar, const LptFactors<double>& f) {
+    adjoint_begin();
+    factors_bar = adjoint_accumulate(x_bar, p_bar, f);
+    adjoint_end(delta, delta_bar);
+  }
+
+  /// The adjoint of several evaluations of the same displacement fields at other factors (the
+  /// initial conditions and lightcone planes painted from LPT): adjoint_begin(), then one
+  /// adjoint_accumulate per evaluation, each returning its own factors_bar, then adjoint_end,
+  /// which adds up delta_bar once. The map is linear in (x_bar, p_bar) given the factors, so
+  /// the evaluations' Psi adjoints are summed in Fourier space (3 r2c per evaluation and order)
+  /// and the second-order source's Hessian terms are taken once, in adjoint_end.
+  void adjoint_begin() {
     if (order_ == 0) throw InvalidArgument("LPT adjoint: compute() has not been called");
-    check_spectrum(delta, "delta_L");
+    resize(delta_bar_acc_);
+    std::fill(delta_bar_acc_.data.begin(), delta_bar_acc_.data.end(), std::complex<T>(0));
+    if (order_ == 2) {
+      resize(source_k_);
+      std::fill(source_k_.data.begin(), source_k_.data.end(), std::complex<T>(0));
+    }
+    accumulating_ = true;
+  }
+
+  LptFactors<double> adjoint_accumulate(const std::vector<Vec3>& x_bar,
+                                        const std::vector<Vec3>& p_bar,
+                                        const LptFactors<double>& f) {
+    if (!accumulating_) throw InvalidArgument("LPT adjoint: adjoint_begin() was not called");
     const std::size_t np = num_particles();
     if (x_bar.size() != np || p_bar.size() != np) {
       throw InvalidArgument("LPT adjoint: " + std::to_string(x_bar.size()) + " position and " +
@@ -218,31 +243,37 @@ class Lpt {
         }
       }
     }
-    factors_bar = LptFactors<double>{gD1, gD2, gp1, gp2};
-
-    if (delta_bar.grid != grid_) delta_bar = mesh::ComplexField<T>(grid_);
-    std::fill(delta_bar.data.begin(), delta_bar.data.end(), std::complex<T>(0));
     resize(scratch_);
     resize(work_);
     // First order: delta_bar += conj(i k_d/k^2) r2c(D1 xbar_d + p1 pbar_d) / N.
     for (int d = 0; d < 3; ++d) {
       scatter(x_bar, p_bar, d, f.D1, f.p1, scratch_);
       plan_.forward(scratch_, work_);
-      accumulate_kernel(work_, delta_bar,
+      accumulate_kernel(work_, delta_bar_acc_,
                         [d](const Mode& m) { return std::conj(m.inv_gradient(d)); });
     }
-    if (!second) return;
-    // Sbar_n = sum_d conj(-i k_d/k^2) r2c(D2 xbar_d + p2 pbar_d) / N, then Sbar(x) = c2r(Sbar_n).
-    resize(source_k_);
-    std::fill(source_k_.data.begin(), source_k_.data.end(), std::complex<T>(0));
-    for (int d = 0; d < 3; ++d) {
-      scatter(x_bar, p_bar, d, f.D2, f.p2, scratch_);
-      plan_.forward(scratch_, work_);
-      accumulate_kernel(work_, source_k_,
-                        [d](const Mode& m) { return std::conj(-m.inv_gradient(d)); });
+    // Second order: Sbar_n += sum_d conj(-i k_d/k^2) r2c(D2 xbar_d + p2 pbar_d) / N.
+    if (second) {
+      for (int d = 0; d < 3; ++d) {
+        scatter(x_bar, p_bar, d, f.D2, f.p2, scratch_);
+        plan_.forward(scratch_, work_);
+        accumulate_kernel(work_, source_k_,
+                          [d](const Mode& m) { return std::conj(-m.inv_gradient(d)); });
+      }
     }
+    return LptFactors<double>{gD1, gD2, gp1, gp2};
+  }
+
+  /// delta_bar (overwritten) from the accumulated evaluations, at the delta_L of compute().
+  void adjoint_end(const mesh::ComplexField<T>& delta, mesh::ComplexField<T>& delta_bar) {
+    if (!accumulating_) throw InvalidArgument("LPT adjoint: adjoint_begin() was not called");
+    check_spectrum(delta, "delta_L");
+    accumulating_ = false;
+    delta_bar = delta_bar_acc_;
+    if (order_ != 2) return;
+    // Sbar(x) = c2r(Sbar_n), unnormalised: the adjoint of r2c.
     mesh::RealField<T> s_bar(grid_);
-    plan_.inverse_destroying_input(source_k_, s_bar);  // unnormalised: adjoint of r2c
+    plan_.inverse_destroying_input(source_k_, s_bar);
     // Diagonal second derivatives (recomputed); Hbar_ii = Sbar (H_jj + H_kk).
     std::array<mesh::RealField<T>, 3> h;
     for (int d = 0; d < 3; ++d) {
@@ -421,9 +452,10 @@ class Lpt {
   std::array<int, 3> lattice_;
   std::array<int, 3> stride_{};
   int order_ = 0;
+  bool accumulating_ = false;
   std::array<mesh::RealField<T>, 3> psi1_, psi2_;
   mesh::RealField<T> source_, scratch_;
-  mesh::ComplexField<T> work_, source_k_;
+  mesh::ComplexField<T> work_, source_k_, delta_bar_acc_;
 };
 
 }  // namespace diffpm::particles

@@ -1,0 +1,537 @@
+/// \file
+/// \brief The differentiable forward model: (cosmological parameters, white noise) -> convergence
+/// maps and/or the final density, and its gradient pass (issue 5; DESIGN.md, "Data flow" and
+/// "The adjoint").
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "diffpm/autodiff/pullback.hpp"
+#include "diffpm/autodiff/tape.hpp"
+#include "diffpm/core/error.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/ic/linear_field.hpp"
+#include "diffpm/ic/white_noise.hpp"
+#include "diffpm/lensing/born.hpp"
+#include "diffpm/lensing/lensing_efficiency.hpp"
+#include "diffpm/lensing/lensing_simulation.hpp"
+#include "diffpm/lensing/lightcone.hpp"
+#include "diffpm/lensing/redshift_distribution.hpp"
+#include "diffpm/nbody/pm_force.hpp"
+#include "diffpm/nbody/reversible.hpp"
+#include "diffpm/nbody/simulation.hpp"
+#include "diffpm/nbody/time_steps.hpp"
+#include "diffpm/particles/cic.hpp"
+#include "diffpm/particles/lpt.hpp"
+
+namespace diffpm::model {
+
+/// A lightcone and the source distributions whose convergence maps the model returns.
+struct LensingSetup {
+  lensing::LensingConfig config;
+  std::vector<lensing::SourceDistribution> sources;
+};
+
+/// What the model simulates, what it returns, and how its gradient pass rebuilds the run.
+struct ModelConfig {
+  /// Box, lattice, force mesh, time steps, LPT order, stepper, force kernel, fixed amplitude.
+  /// Its `seed` is not used: the white noise is the model's input (ForwardModel::white_noise
+  /// makes the noise of a seed, the same as nbody::run_simulation's).
+  nbody::SimulationConfig simulation;
+  cosmology::CosmologyOptions cosmology;  ///< transfer function (and table) of P_lin
+  std::optional<LensingSetup> lensing;    ///< convergence maps, one per source
+  bool final_density = false;             ///< the overdensity at a_end on the force mesh
+  nbody::AdjointMode adjoint = nbody::AdjointMode::reverse;
+  std::size_t checkpoint_every = 8;  ///< steps per checkpoint (AdjointMode::checkpoint)
+
+  /// Throws InvalidArgument naming the setting for an inconsistent configuration.
+  void validate() const {
+    simulation.validate();
+    if (lensing) {
+      lensing->config.validate();
+      if (lensing->sources.empty())
+        throw InvalidArgument("model: lensing without source redshifts or distributions");
+    }
+    if (!lensing && !final_density)
+      throw InvalidArgument("model: no output (ask for lensing maps, the final density, or both)");
+    if (adjoint == nbody::AdjointMode::checkpoint && checkpoint_every == 0)
+      throw InvalidArgument("model: checkpoint every 0 steps (must be >= 1)");
+  }
+};
+
+/// The model's outputs: kappa[s] for source s (lensing), the final overdensity (final_density).
+template <class T>
+struct ModelOutput {
+  std::vector<lensing::Map<T>> kappa;
+  mesh::RealField<T> density;
+};
+
+/// dL/dtheta and dL/dnoise.
+template <class T>
+struct ModelGradient {
+  /// dL/dtheta in the order of cosmology::Parameter. With lensing, the Omega_k entry is NaN:
+  /// the lightcone is flat-sky in a flat universe (chi where f_K(chi) would be), so its
+  /// derivative with respect to curvature is not the model's.
+  std::array<double, cosmology::n_parameters> parameters{};
+  mesh::RealField<T> noise;  ///< dL/dw(x) on the lattice, w the white noise
+
+  double operator[](cosmology::Parameter p) const { return parameters[static_cast<int>(p)]; }
+};
+
+/// The forward model of DESIGN.md ("Data flow") as one differentiable function:
+///   (theta, w) -> delta_L = sqrt(P_lin(k; theta) N/V) r2c(w) -> LPT at a_start
+///   -> fixed-point KDK to a_end (nbody/reversible.hpp), lightcone planes painted on the way
+///   -> Born convergence maps; and/or the final overdensity (CIC on the force mesh),
+/// and its gradient: give dL/dkappa (and/or dL/ddensity), get dL/dtheta for every cosmological
+/// parameter and dL/dw on the lattice.
+///
+///   ForwardModel<double> model(config);
+///   auto noise = model.white_noise(seed);
+///   const auto& out = model.forward(params, noise);       // out.kappa[s], out.density
+///   ... kappa_bar[s] = dL/dkappa_s ...
+///   ModelGradient<double> g = model.gradient(kappa_bar);  // g[Parameter::sigma8], g.noise
+///
+/// forward() records the operations on a tape (autodiff/tape.hpp): linear field, LPT, each
+/// lightcone plane painted from LPT, the integration with its planes, the final density.
+/// gradient() replays their reverse functions once (a second gradient() needs a new forward():
+/// in reverse mode the pass consumes the final state). The scalar coefficients each reverse
+/// function meets (sqrt(P_lin(k)), the LPT growth factors, the kick and drift factors, Omega_m,
+/// each plane's chi_i, a_i and Born weight, the shells' width) are computed once more as
+/// ParameterDuals by the same cosmology code, and their adjoints are pulled back onto the
+/// parameters (autodiff/pullback.hpp).
+///
+/// The integration runs on the fixed-point state of nbody/reversible.hpp in every adjoint mode,
+/// so store, reverse and checkpoint give the same forward bits and the same gradient bits.
+/// The gradient is that of the unrounded map (the state's rounding, 2^-40 of the momenta and
+/// 2^-64 of the box, is not differentiated; finite differences of the model agree to 1e-4 and
+/// better, tests/model/test_forward_model.cpp).
+///
+/// Discretisation held fixed between forward runs of one model, so that the map is a smooth
+/// function of theta and finite differences see what the gradient sees: the time steps, the
+/// number of planes, and the planes' angular grids, which are chosen from the first forward
+/// run's chi_i (PlaneGrid::covering) and kept. Planes move with theta (chi_i = (i+1) chi_max /
+/// (K+1), a_i = a(chi_i)); the gradient follows them.
+template <class T>
+class ForwardModel {
+ public:
+  explicit ForwardModel(ModelConfig config) : cfg_(std::move(config)) {
+    cfg_.validate();
+    const auto& s = cfg_.simulation;
+    ic_grid_ = mesh::Grid(s.particles, s.box);
+    force_grid_ = mesh::Grid(s.mesh, s.box);
+    threads_ = s.threads > 0 ? s.threads : max_threads();
+    if (s.steps > 0) a_steps_ = nbody::time_steps(s.a_start, s.a_end, s.steps, s.spacing);
+  }
+
+  const ModelConfig& config() const { return cfg_; }
+  /// The lattice on which the white noise lives (one value per particle).
+  const mesh::Grid& noise_grid() const { return ic_grid_; }
+  /// The white noise of `seed` on the lattice (ic/white_noise.hpp; run_simulation's).
+  mesh::RealField<T> white_noise(std::uint64_t seed) const {
+    return ic::white_noise<T>(ic_grid_, seed);
+  }
+  /// The tape of the last forward() (empty after gradient()); its timings() after gradient().
+  const autodiff::Tape& tape() const { return tape_; }
+
+  /// Runs the model. Throws InvalidArgument for invalid parameters (naming them), noise on
+  /// another grid or not finite, or a lightcone the run cannot reach.
+  const ModelOutput<T>& forward(const cosmology::Parameters<double>& params,
+                                const mesh::RealField<T>& noise) {
+    cosmology::validate(params);
+    check_noise(noise);
+    tape_.clear();
+    ready_ = false;
+    const auto& s = cfg_.simulation;
+    cosmo_ = std::make_unique<cosmology::Cosmology<double>>(params, cfg_.cosmology);
+    dual_ = std::make_unique<cosmology::Cosmology<cosmology::ParameterDual>>(
+        cosmology::seed_parameters(params), cfg_.cosmology);
+    noise_ = noise;
+    out_ = ModelOutput<T>{};
+
+    // Linear field and LPT.
+    amplitude_ = ic::mode_amplitudes(ic_grid_, *cosmo_, 1.0);
+    lpt_ = std::make_unique<particles::Lpt<T>>(ic_grid_, std::array<int, 3>{0, 0, 0}, threads_);
+    ic::linear_field(lpt_->plan(), noise_, amplitude_, delta_, linear_options());
+    tape_.record("linear field", [this] { reverse_linear_field(); });
+    lpt_->compute(delta_, s.lpt_order);
+    tape_.record("LPT", [this] { reverse_lpt(); });
+
+    // The lightcone; planes the integration does not reach are painted from LPT.
+    std::vector<double> pm_snaps;
+    if (cfg_.lensing) {
+      build_lightcone();
+      for (double a : cone_->scale_factors()) {
+        if (s.steps > 0 && a > s.a_start) {
+          pm_snaps.push_back(a);
+          continue;
+        }
+        particles::Positions<T> x;
+        lpt_positions(a, x);
+        cone_->paint(a, x);
+        tape_.record("lightcone plane from LPT", [this, a] { reverse_lpt_plane(a); });
+      }
+    }
+
+    {
+      nbody::ParticleState<T> init;
+      lpt_positions(a_lpt(), init.x, &init.p);
+      state_ = nbody::FixedPointState::from(init, s.box);
+    }
+    lpt_.reset();  // frees the displacement fields before the force mesh is allocated
+
+    if (s.steps > 0) {
+      options_ = nbody::IntegratorOptions{};
+      options_.stepper = s.stepper;
+      options_.snapshots = pm_snaps;
+      record_ = nbody::FixedPointRecord{};
+      record_.mode = cfg_.adjoint;
+      record_.checkpoint_every = cfg_.checkpoint_every;
+      nbody::PmForce<T> pm(force_grid_, s.kernel, state_.x.size(), threads_);
+      const double Om = params.Omega_m();
+      nbody::integrate_fixed_point<T>(
+          *cosmo_, a_steps_, state_,
+          [&](const particles::Positions<T>& x, particles::Positions<T>& F) { pm(x, Om, F); },
+          options_,
+          [&](double a, const particles::Positions<T>& x, const particles::Positions<T>&) {
+            cone_->paint(a, x);
+          },
+          &record_);
+      tape_.record("PM integration and lightcone", [this] { reverse_integration(); });
+    }
+
+    if (cfg_.lensing) out_.kappa = cone_->convergence();
+    if (cfg_.final_density) {
+      particles::Positions<T> x;
+      state_.positions(x);
+      out_.density = mesh::RealField<T>(force_grid_);
+      particles::paint_cic(x, out_.density, static_cast<T>(density_weight()));
+      for (auto& v : out_.density.data) v -= T(1);
+      tape_.record("final density", [this] { reverse_final_density(); });
+    }
+    ready_ = true;
+    return out_;
+  }
+
+  /// The gradient of a loss L whose adjoints with respect to the outputs of the last forward()
+  /// are kappa_bar[s] = dL/dkappa_s (one map per source; empty for none) and density_bar =
+  /// dL/ddensity (empty for none). Throws InvalidArgument if forward() was not run since the
+  /// last gradient(), or if the adjoints do not match the outputs.
+  ModelGradient<T> gradient(const std::vector<lensing::Map<T>>& kappa_bar,
+                            const mesh::RealField<T>& density_bar = {}) {
+    if (!ready_) {
+      throw InvalidArgument(
+          "model gradient: no forward run to differentiate (each forward() allows one gradient())");
+    }
+    check_adjoints(kappa_bar, density_bar);
+    kappa_bar_ = &kappa_bar;
+    maps_active_ = !kappa_bar.empty();  // no map adjoints: the lightcone's reverse is skipped
+    density_bar_ = density_bar.data.empty() ? nullptr : &density_bar;
+    const std::size_t n = state_.x.size();
+    x_bar_.assign(n, {T(0), T(0), T(0)});
+    p_bar_.assign(n, {T(0), T(0), T(0)});
+    cone_grad_ = lensing::LightconeGradient{};
+    pullback_ = autodiff::ParameterPullback{};
+    ready_ = false;
+    tape_.backward();
+    if (cfg_.lensing) pull_back_lightcone();
+    kappa_bar_ = nullptr;
+    density_bar_ = nullptr;
+    x_bar_ = {};
+    p_bar_ = {};
+
+    ModelGradient<T> g;
+    g.parameters = pullback_.gradient();
+    if (cfg_.lensing)
+      g.parameters[int(cosmology::Parameter::Omega_k)] = std::numeric_limits<double>::quiet_NaN();
+    g.noise = std::move(noise_bar_);
+    return g;
+  }
+
+ private:
+  using Dual = cosmology::ParameterDual;
+
+  double a_lpt() const {
+    return cfg_.simulation.steps == 0 ? cfg_.simulation.a_end : cfg_.simulation.a_start;
+  }
+  ic::LinearFieldOptions linear_options() const {
+    ic::LinearFieldOptions o;
+    o.fixed_amplitude = cfg_.simulation.fixed_amplitude;
+    return o;
+  }
+  /// N_cells / N_p: the CIC weight that paints 1 + delta.
+  double density_weight() const { return double(force_grid_.size()) / double(ic_grid_.size()); }
+
+  void check_noise(const mesh::RealField<T>& noise) const {
+    if (noise.grid != ic_grid_ || noise.data.size() != ic_grid_.size()) {
+      throw InvalidArgument("model: the noise is on a " + std::to_string(noise.grid.n[0]) + "x" +
+                            std::to_string(noise.grid.n[1]) + "x" +
+                            std::to_string(noise.grid.n[2]) + " grid, the model's lattice is " +
+                            std::to_string(ic_grid_.n[0]) + "x" + std::to_string(ic_grid_.n[1]) +
+                            "x" + std::to_string(ic_grid_.n[2]) + " (or other box lengths)");
+    }
+    for (std::size_t c = 0; c < noise.data.size(); ++c) {
+      if (!std::isfinite(double(noise.data[c]))) {
+        throw InvalidArgument("model: white noise value " + format_number(double(noise.data[c])) +
+                              " in cell " + std::to_string(c) + " (must be finite)");
+      }
+    }
+  }
+
+  void check_adjoints(const std::vector<lensing::Map<T>>& kappa_bar,
+                      const mesh::RealField<T>& density_bar) const {
+    if (!kappa_bar.empty()) {
+      if (!cfg_.lensing)
+        throw InvalidArgument("model gradient: map adjoints given, but the model has no lensing");
+      if (kappa_bar.size() != cfg_.lensing->sources.size()) {
+        throw InvalidArgument("model gradient: " + std::to_string(kappa_bar.size()) +
+                              " map adjoints for " + std::to_string(cfg_.lensing->sources.size()) +
+                              " sources");
+      }
+      for (const auto& m : kappa_bar) {
+        if (m.geometry != cfg_.lensing->config.map || m.data.size() != m.geometry.size()) {
+          throw InvalidArgument("model gradient: a map adjoint of " +
+                                std::to_string(m.geometry.pixels) + " pixels, " +
+                                format_number(m.geometry.fov_deg) + " deg; the maps have " +
+                                std::to_string(cfg_.lensing->config.map.pixels) + " pixels, " +
+                                format_number(cfg_.lensing->config.map.fov_deg) + " deg");
+        }
+      }
+    }
+    if (!density_bar.data.empty()) {
+      if (!cfg_.final_density)
+        throw InvalidArgument("model gradient: a density adjoint given, but final_density is off");
+      if (density_bar.grid != force_grid_ || density_bar.data.size() != force_grid_.size())
+        throw InvalidArgument("model gradient: the density adjoint is not on the force mesh");
+    }
+  }
+
+  /// LPT positions (shifted by half a force cell, as run_simulation does) and momenta at a.
+  void lpt_positions(double a, particles::Positions<T>& x, particles::Positions<T>* p = nullptr) {
+    const auto f = particles::lpt_factors(*cosmo_, a, cfg_.simulation.lpt_order);
+    particles::Positions<T> p_local;
+    lpt_->particles(f, x, p ? *p : p_local);
+    for (auto& xi : x)
+      for (int d = 0; d < 3; ++d) xi[d] += static_cast<T>(0.5 * force_grid_.cell_size(d));
+  }
+
+  void build_lightcone() {
+    const auto& L = *cfg_.lensing;
+    q_.clear();
+    q_dual_.clear();
+    double chi_max = 0.0;
+    Dual chi_max_dual(0.0);
+    for (const auto& src : L.sources) {
+      q_.emplace_back(*cosmo_, src);
+      q_dual_.emplace_back(*dual_, src);
+      if (q_.back().chi_max() > chi_max) {
+        chi_max = q_.back().chi_max();
+        chi_max_dual = q_dual_.back().chi_max();
+      }
+    }
+    shells_ = lensing::Shells<double>::make(cosmo_->background(), chi_max, L.config.planes);
+    shells_dual_ = lensing::Shells<Dual>::make(dual_->background(), chi_max_dual, L.config.planes);
+    const double a_nearest = shells_.a.front();
+    if (a_nearest > cfg_.simulation.a_end) {
+      throw InvalidArgument(
+          "model: the nearest lightcone plane is at a = " + format_number(a_nearest) +
+          ", after a_end = " + format_number(cfg_.simulation.a_end) + " (set a_end = 1)");
+    }
+    std::vector<std::vector<double>> weights;
+    weights_dual_.clear();
+    const double Om = cosmo_->parameters().Omega_m();
+    const Dual Om_dual = dual_->parameters().Omega_m();
+    for (std::size_t s = 0; s < q_.size(); ++s) {
+      weights.push_back(lensing::born_weights(Om, shells_, [&](double chi) { return q_[s](chi); }));
+      weights_dual_.push_back(lensing::born_weights(
+          Om_dual, shells_dual_, [&](const Dual& chi) { return q_dual_[s](chi); }));
+    }
+    if (plane_grids_.empty()) {  // fixed at the first forward run (see the class comment)
+      const auto& sim = cfg_.simulation;
+      const double cell =
+          L.config.plane_cell > 0.0 ? L.config.plane_cell : sim.box[1] / sim.mesh[1];
+      for (double chi : shells_.chi)
+        plane_grids_.push_back(lensing::PlaneGrid::covering(L.config.map, cell, chi));
+    }
+    cone_ = std::make_unique<lensing::Lightcone<T>>(
+        shells_,
+        lensing::Replicas::centred(cfg_.simulation.box, L.config.random_shifts, L.config.shift_seed,
+                                   L.config.random_orientations),
+        plane_grids_, L.config.map, std::move(weights));
+  }
+
+  /// The dual a_i of the plane painted at a (a is one of shells_.a, exactly).
+  const Dual& plane_scale_factor(double a) const {
+    for (std::size_t i = 0; i < shells_.a.size(); ++i)
+      if (shells_.a[i] == a) return shells_dual_.a[i];
+    throw InvalidArgument("model: a = " + format_number(a) + " is not a plane's scale factor");
+  }
+
+  /// The LPT object of the reverse pass: rebuilt from delta_L on first use, accumulating.
+  particles::Lpt<T>& lpt_adjoint() {
+    if (!lpt_) {
+      lpt_ = std::make_unique<particles::Lpt<T>>(ic_grid_, std::array<int, 3>{0, 0, 0}, threads_);
+      lpt_->compute(delta_, cfg_.simulation.lpt_order);
+      lpt_->adjoint_begin();
+    }
+    return *lpt_;
+  }
+
+  void pull_back_lpt_factors(const Dual& a, const particles::LptFactors<double>& bar) {
+    const auto f = particles::lpt_factors(*dual_, a, cfg_.simulation.lpt_order);
+    pullback_.add(f.D1, bar.D1, "D1");
+    pullback_.add(f.p1, bar.p1, "LPT momentum factor p1");
+    if (cfg_.simulation.lpt_order == 2) {
+      pullback_.add(f.D2, bar.D2, "D2");
+      pullback_.add(f.p2, bar.p2, "LPT momentum factor p2");
+    }
+  }
+
+  // ---- reverse functions, in the reverse of the order they were recorded ----
+
+  void reverse_final_density() {
+    particles::Positions<T> x;
+    state_.positions(x);  // the final state: this runs first
+    T weight_bar = 0;
+    particles::paint_cic_adjoint(*density_bar_, x, static_cast<T>(density_weight()), x_bar_,
+                                 weight_bar);
+  }
+
+  void reverse_integration() {
+    const auto& s = cfg_.simulation;
+    const double Om = cosmo_->parameters().Omega_m();
+    nbody::PmForce<T> pm(force_grid_, s.kernel, state_.x.size(), threads_);
+    auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
+      pm(x, Om, F);
+    };
+    auto force_and_adjoint = [&](const particles::Positions<T>& x,
+                                 const particles::Positions<T>& F_bar, particles::Positions<T>& F,
+                                 particles::Positions<T>& xb) {
+      return pm.value_and_adjoint(x, Om, F_bar, F, xb);
+    };
+    nbody::SnapshotAdjoint<T> planes;
+    if (!options_.snapshots.empty()) {
+      planes = [&](double a, const particles::Positions<T>& x, particles::Positions<T>& x_bar) {
+        if (maps_active_) cone_->paint_adjoint(a, x, *kappa_bar_, x_bar, cone_grad_);
+      };
+    }
+    const nbody::IntegratorGradient g =
+        nbody::integrate_fixed_point_adjoint<T>(*cosmo_, a_steps_, state_, force, force_and_adjoint,
+                                                x_bar_, p_bar_, options_, &record_, planes);
+    record_.half_steps = {};
+
+    // The coefficients, as duals: kick and drift factors per step, Omega_m, snapshot drifts.
+    const nbody::detail::StepFactors<Dual> f(*dual_, s.stepper);
+    for (std::size_t i = 0; i + 1 < a_steps_.size(); ++i) {
+      const Dual a0(a_steps_[i]), a1(a_steps_[i + 1]), ah(std::sqrt(a_steps_[i] * a_steps_[i + 1]));
+      pullback_.add(f.kick(a0, ah, a0), g.kick_first[i], "kick factor");
+      pullback_.add(f.kick(ah, a1, a1), g.kick_second[i], "kick factor");
+      pullback_.add(f.drift(a0, a1, ah), g.drift[i], "drift factor");
+    }
+    pullback_.add(dual_->parameters().Omega_m(), g.force_scalar, "Omega_m (force)");
+    for (const auto& snap : g.snapshots) {
+      if (snap.step + 1 >= a_steps_.size()) continue;  // at a_start: not drifted
+      const std::size_t i = snap.step;
+      const Dual a0(a_steps_[i]), ah(std::sqrt(a_steps_[i] * a_steps_[i + 1]));
+      pullback_.add(f.drift(a0, plane_scale_factor(snap.a), ah), snap.drift,
+                    "drift factor to a plane");
+    }
+  }
+
+  void reverse_lpt_plane(double a) {
+    if (!maps_active_) return;
+    particles::Lpt<T>& lpt = lpt_adjoint();
+    const auto f = particles::lpt_factors(*cosmo_, a, cfg_.simulation.lpt_order);
+    particles::Positions<T> x, p;
+    lpt.particles(f, x, p);
+    for (auto& xi : x)
+      for (int d = 0; d < 3; ++d) xi[d] += static_cast<T>(0.5 * force_grid_.cell_size(d));
+    particles::Positions<T> x_bar(x.size(), {T(0), T(0), T(0)}), zero(x.size(), {T(0), T(0), T(0)});
+    cone_->paint_adjoint(a, x, *kappa_bar_, x_bar, cone_grad_);
+    pull_back_lpt_factors(plane_scale_factor(a), lpt.adjoint_accumulate(x_bar, zero, f));
+  }
+
+  void reverse_lpt() {
+    particles::Lpt<T>& lpt = lpt_adjoint();
+    // The state at a_lpt: LPT, shifted, wrapped and rounded to fixed point; the shift is a
+    // constant and the wrap and rounding are not differentiated (identity adjoints).
+    const auto f = particles::lpt_factors(*cosmo_, a_lpt(), cfg_.simulation.lpt_order);
+    pull_back_lpt_factors(Dual(a_lpt()), lpt.adjoint_accumulate(x_bar_, p_bar_, f));
+    lpt.adjoint_end(delta_, delta_bar_);
+  }
+
+  void reverse_linear_field() {
+    std::vector<double> amplitude_bar;
+    ic::linear_field_adjoint(lpt_->plan(), noise_, amplitude_, delta_bar_, noise_bar_,
+                             &amplitude_bar, linear_options());
+    lpt_.reset();
+    // c(k) = sqrt(P_lin(k, a = 1) N / V), once per distinct k.
+    const double n_over_v = double(ic_grid_.size()) / ic_grid_.volume();
+    const Dual today(1.0);
+    for (const auto& [k, bar] : ic::amplitude_adjoint_by_wavenumber(ic_grid_, amplitude_bar)) {
+      using std::sqrt;
+      const Dual c = sqrt(dual_->linear_power(k, today) * n_over_v);
+      pullback_.add(c, bar, "sqrt(P_lin) mode amplitude");
+    }
+  }
+
+  /// The lightcone's scalars: each plane's chi_i (its a_i went with the snapshot drifts and LPT
+  /// factors), the shells' width, the Born weights.
+  void pull_back_lightcone() {
+    const std::size_t planes = shells_dual_.chi.size();
+    if (cone_grad_.chi.size() != planes) return;  // no plane saw an adjoint
+    for (std::size_t i = 0; i < planes; ++i) {
+      pullback_.add(shells_dual_.chi[i], cone_grad_.chi[i], "plane distance chi_i");
+      for (std::size_t s = 0; s < weights_dual_.size(); ++s)
+        pullback_.add(weights_dual_[s][i], cone_grad_.weights[s][i], "Born weight");
+    }
+    pullback_.add(shells_dual_.width, cone_grad_.width, "shell width");
+  }
+
+  ModelConfig cfg_;
+  mesh::Grid ic_grid_, force_grid_;
+  int threads_ = 1;
+  std::vector<double> a_steps_;
+  autodiff::Tape tape_;
+  bool ready_ = false;
+
+  // Forward run.
+  std::unique_ptr<cosmology::Cosmology<double>> cosmo_;
+  std::unique_ptr<cosmology::Cosmology<Dual>> dual_;
+  mesh::RealField<T> noise_;
+  std::vector<double> amplitude_;
+  mesh::ComplexField<T> delta_;
+  std::unique_ptr<particles::Lpt<T>> lpt_;
+  nbody::FixedPointState state_;
+  nbody::FixedPointRecord record_;
+  nbody::IntegratorOptions options_;
+  std::vector<lensing::LensingEfficiency<double>> q_;
+  std::vector<lensing::LensingEfficiency<Dual>> q_dual_;
+  lensing::Shells<double> shells_;
+  lensing::Shells<Dual> shells_dual_;
+  std::vector<std::vector<Dual>> weights_dual_;
+  std::vector<lensing::PlaneGrid> plane_grids_;
+  std::unique_ptr<lensing::Lightcone<T>> cone_;
+  ModelOutput<T> out_;
+
+  // Gradient pass.
+  const std::vector<lensing::Map<T>>* kappa_bar_ = nullptr;
+  const mesh::RealField<T>* density_bar_ = nullptr;
+  bool maps_active_ = false;  ///< map adjoints given (else the lightcone's reverse is skipped)
+  particles::Positions<T> x_bar_, p_bar_;
+  lensing::LightconeGradient cone_grad_;
+  autodiff::ParameterPullback pullback_;
+  mesh::ComplexField<T> delta_bar_;
+  mesh::RealField<T> noise_bar_;
+};
+
+}  // namespace diffpm::model

@@ -1,0 +1,265 @@
+// The forward model's gradient (model/forward_model.hpp): dL/dtheta for every cosmological
+// parameter and dL/dnoise along random directions agree with central finite differences of the
+// model itself, for a loss on convergence maps and for a loss on the final density; and the three
+// adjoint modes give the same gradient bits in float and double.
+#include <algorithm>
+#include <array>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "diffpm/model/forward_model.hpp"
+
+namespace {
+
+using diffpm::cosmology::Parameter;
+using diffpm::cosmology::Parameters;
+namespace model = diffpm::model;
+namespace lensing = diffpm::lensing;
+
+// The small lensing configuration: 32^3 particles in 64 Mpc/h on a 64^3 force mesh,
+// 5 FastPM steps from a = 0.66 to 1, 8 shells to the farthest source, a 4 degree, 24^2 pixel map.
+// Two sources: a fixed one at z = 0.6 and a Gaussian n(z) at 0.45 +- 0.08 (its efficiency moves
+// with the cosmology through chi(z)). The two farthest planes lie before a_start and are painted
+// from LPT; the others during the PM steps, so both paths are checked.
+model::ModelConfig small_config(bool lensing_maps, bool density) {
+  model::ModelConfig c;
+  auto& s = c.simulation;
+  s.box = {64.0, 64.0, 64.0};
+  s.particles = {32, 32, 32};
+  s.mesh = {64, 64, 64};
+  s.a_start = 0.66;
+  s.a_end = 1.0;
+  s.steps = 5;
+  if (lensing_maps) {
+    model::LensingSetup l;
+    l.config.map = lensing::MapGeometry{24, 4.0};
+    l.config.planes = 8;
+    l.config.random_shifts = false;  // see check_against_finite_differences
+    l.sources = {lensing::SourceDistribution::fixed(0.6),
+                 lensing::SourceDistribution::gaussian(0.45, 0.08)};
+    c.lensing = l;
+  }
+  c.final_density = density;
+  return c;
+}
+
+// w0wa with radiation, so that every parameter acts.
+Parameters<double> fiducial() {
+  Parameters<double> p;
+  p.w0 = -0.9;
+  p.wa = 0.1;
+  return p;
+}
+
+template <class T>
+std::vector<T> gaussian_values(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g;
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(g(rng));
+  return v;
+}
+
+// L = sum_s sum_pix (kappa_s - t_s)^2 / (2 sigma^2) + sum_cells (delta - u)^2 / (2 sigma_d^2):
+// diffpm-sim's map loss, with targets from another seed's run (t_s) or white noise (u), and its
+// output adjoints. (A loss linear in kappa with white-noise weights was tried first: its gradient
+// is a sum of cancelling terms, so the kinks below weigh 10x more in its finite differences.)
+template <class T>
+struct Loss {
+  static constexpr double sigma = 1e-3, sigma_d = 10.0;
+  std::vector<lensing::Map<T>> target;
+  std::vector<T> density_target;
+  Loss(const model::ModelConfig& c, const Parameters<double>& p) {
+    if (c.lensing) {
+      model::ForwardModel<T> m(c);
+      target = m.forward(p, m.white_noise(99)).kappa;
+    }
+    if (c.final_density) {
+      const auto& n = c.simulation.mesh;
+      density_target = gaussian_values<T>(std::size_t(n[0]) * n[1] * n[2], 200);
+    }
+  }
+  long double value(const model::ModelOutput<T>& out) const {
+    long double L = 0.0L;
+    for (std::size_t s = 0; s < target.size(); ++s)
+      for (std::size_t i = 0; i < target[s].data.size(); ++i) {
+        const long double d = (long double)out.kappa[s].data[i] - target[s].data[i];
+        L += 0.5L * d * d / (sigma * sigma);
+      }
+    for (std::size_t i = 0; i < density_target.size(); ++i) {
+      const long double d = (long double)out.density.data[i] - density_target[i];
+      L += 0.5L * d * d / (sigma_d * sigma_d);
+    }
+    return L;
+  }
+  std::vector<lensing::Map<T>> kappa_bar(const model::ModelOutput<T>& out) const {
+    std::vector<lensing::Map<T>> bar = target;
+    for (std::size_t s = 0; s < bar.size(); ++s)
+      for (std::size_t i = 0; i < bar[s].data.size(); ++i)
+        bar[s].data[i] = T((double(out.kappa[s].data[i]) - target[s].data[i]) / (sigma * sigma));
+    return bar;
+  }
+  diffpm::mesh::RealField<T> density_bar(const model::ModelOutput<T>& out) const {
+    diffpm::mesh::RealField<T> bar;
+    if (density_target.empty()) return bar;
+    bar = diffpm::mesh::RealField<T>(out.density.grid);
+    for (std::size_t i = 0; i < density_target.size(); ++i)
+      bar.data[i] = T((double(out.density.data[i]) - density_target[i]) / (sigma_d * sigma_d));
+    return bar;
+  }
+};
+
+// Central differences of the model against its gradient, for the parameters in `params` and two
+// random noise directions.
+void check_against_finite_differences(const model::ModelConfig& cfg,
+                                      const std::vector<Parameter>& params) {
+  using T = double;
+  model::ForwardModel<T> m(cfg);
+  const Parameters<double> p0 = fiducial();
+  const auto noise = m.white_noise(7);
+  const Loss<T> loss(cfg, p0);
+  const auto& out = m.forward(p0, noise);
+  const double L0 = double(loss.value(out));
+  const auto g = m.gradient(loss.kappa_bar(out), loss.density_bar(out));
+  CHECK(m.tape().timings().size() >= 3);
+
+  auto L_at = [&](const Parameters<double>& p, const diffpm::mesh::RealField<T>& w) {
+    return loss.value(m.forward(p, w));
+  };
+  // Step: 1e-7 of the parameter (absolute for w0, wa, Omega_k) and 1e-7 along a noise
+  // direction. The model is piecewise smooth: CIC weights (force mesh, lightcone planes) and the
+  // shells' line-of-sight hats have kinks, and every particle image that crosses one within +-h
+  // biases the central difference. Measured on these configurations, that bias shrinks like
+  // sqrt(h): ~1e-3 relative at h = 1e-5, 1e-4 at 1e-6, ~1e-5 at 1e-7. Below 1e-7 the rounding
+  // of the fixed-point state (2^-40 of the momenta: L moves by ~1e-13 relative in steps) takes
+  // over, as 1e-13 / h. So 1e-7, where both are ~1e-5, against the 1e-4.
+  const double h_rel = 1e-7;
+  for (Parameter par : params) {
+    const bool absolute = par == Parameter::w0 || par == Parameter::wa || par == Parameter::Omega_k;
+    const double h = absolute ? h_rel : h_rel * p0[par];
+    auto up = p0, dn = p0;
+    up[par] += h;
+    dn[par] -= h;
+    const double fd = double((L_at(up, noise) - L_at(dn, noise)) / (2 * h));
+    INFO(diffpm::cosmology::parameter_names[int(par)] << ": gradient " << g[par] << ", finite "
+                                                      << "difference " << fd << ", L = " << L0);
+    CHECK(g[par] == Approx(fd).epsilon(1e-4));
+  }
+  // Random directions v (unit variance per cell). <dL/dw, v> is then a random number of typical
+  // size |dL/dw| (its standard deviation), and now and then much smaller; the kinks' bias is a
+  // fixed fraction of that typical size, not of the particular value. So the tolerance is 1e-4
+  // of max(|<dL/dw, v>|, |dL/dw|). Measured: at most 1.8e-5 of |dL/dw| (6 directions tried).
+  double g_norm = 0.0;
+  for (double x : g.noise.data) g_norm += x * x;
+  g_norm = std::sqrt(g_norm);
+  for (std::uint64_t dir : {11u, 12u, 13u, 14u}) {
+    const auto v = gaussian_values<T>(noise.data.size(), dir);
+    auto wp = noise, wm = noise;
+    double ad = 0.0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      wp.data[i] += h_rel * v[i];
+      wm.data[i] -= h_rel * v[i];
+      ad += g.noise.data[i] * v[i];
+    }
+    const double fd = double((L_at(p0, wp) - L_at(p0, wm)) / (2 * h_rel));
+    INFO("noise direction " << dir << ": gradient " << ad << ", finite difference " << fd
+                            << ", |dL/dw| = " << g_norm);
+    CHECK(std::fabs(ad - fd) <= 1e-4 * std::max(std::fabs(fd), g_norm));
+    CHECK(std::fabs(ad) > 1e-3 * g_norm);  // not a direction the gradient misses by chance
+  }
+}
+
+const std::vector<Parameter> flat_parameters = {
+    Parameter::Omega_c, Parameter::Omega_b, Parameter::h, Parameter::n_s,
+    Parameter::sigma8,  Parameter::w0,      Parameter::wa};
+
+}  // namespace
+
+TEST_CASE("lensing-map gradients match central differences of the model",
+          "[model][adjoint][lensing]") {
+  check_against_finite_differences(small_config(true, false), flat_parameters);
+}
+
+TEST_CASE("final-density gradients match central differences of the model", "[model][adjoint]") {
+  auto params = flat_parameters;
+  params.push_back(Parameter::Omega_k);  // no lightcone: curvature is differentiable here
+  check_against_finite_differences(small_config(false, true), params);
+}
+
+TEST_CASE("an LPT-only lensing model has gradients too", "[model][adjoint][lensing]") {
+  auto cfg = small_config(true, false);
+  cfg.simulation.steps = 0;  // every plane painted from LPT
+  check_against_finite_differences(cfg, {Parameter::Omega_c, Parameter::sigma8, Parameter::w0});
+}
+
+TEMPLATE_TEST_CASE("store, reverse and checkpoint modes give the same gradient bits",
+                   "[model][adjoint]", float, double) {
+  using T = TestType;
+  auto run = [](diffpm::nbody::AdjointMode mode, std::size_t every) {
+    auto cfg = small_config(true, true);
+    cfg.adjoint = mode;
+    cfg.checkpoint_every = every;
+    model::ForwardModel<T> m(cfg);
+    const Loss<T> loss(cfg, fiducial());
+    const auto& out = m.forward(fiducial(), m.white_noise(3));
+    const auto kappa = out.kappa;
+    const auto g = m.gradient(loss.kappa_bar(out), loss.density_bar(out));
+    return std::make_pair(kappa, g);
+  };
+  const auto st = run(diffpm::nbody::AdjointMode::store, 0);
+  const auto rv = run(diffpm::nbody::AdjointMode::reverse, 0);
+  const auto ck = run(diffpm::nbody::AdjointMode::checkpoint, 2);
+  for (const auto* o : {&rv, &ck}) {
+    bool same_maps = true;
+    for (std::size_t s = 0; s < st.first.size(); ++s)
+      same_maps = same_maps && o->first[s].data == st.first[s].data;
+    CHECK(same_maps);
+    for (int i = 0; i < diffpm::cosmology::n_parameters; ++i) {
+      if (i == int(Parameter::Omega_k)) continue;  // NaN with lensing
+      CHECK(o->second.parameters[i] == st.second.parameters[i]);
+    }
+    const bool same_noise = o->second.noise.data == st.second.noise.data;
+    CHECK(same_noise);
+  }
+  CHECK(std::isnan(st.second[Parameter::Omega_k]));
+  CHECK(st.second[Parameter::sigma8] != 0.0);
+}
+
+TEST_CASE("the forward model rejects bad input", "[model][errors]") {
+  auto cfg = small_config(true, false);
+  model::ForwardModel<double> m(cfg);
+  // Noise on another grid, or not finite.
+  CHECK_THROWS_WITH(
+      m.forward(fiducial(), diffpm::mesh::RealField<double>(diffpm::mesh::Grid::cube(16, 64.0))),
+      Catch::Contains("16x16x16"));
+  auto noise = m.white_noise(1);
+  noise.data[5] = std::nan("");
+  CHECK_THROWS_WITH(m.forward(fiducial(), noise), Catch::Contains("cell 5"));
+  // Invalid parameters are named.
+  auto p = fiducial();
+  p.sigma8 = -1.0;
+  CHECK_THROWS_WITH(m.forward(p, m.white_noise(1)), Catch::Contains("sigma8"));
+  // A gradient without a forward run, and a second one after it.
+  CHECK_THROWS_WITH(m.gradient({}), Catch::Contains("no forward run"));
+  m.forward(fiducial(), m.white_noise(1));
+  std::vector<lensing::Map<double>> wrong(1, lensing::Map<double>(cfg.lensing->config.map));
+  CHECK_THROWS_WITH(m.gradient(wrong), Catch::Contains("1 map adjoints for 2 sources"));
+  wrong.assign(2, lensing::Map<double>(lensing::MapGeometry{8, 4.0}));
+  CHECK_THROWS_WITH(m.gradient(wrong), Catch::Contains("8 pixels"));
+  CHECK_THROWS_WITH(
+      m.gradient({}, diffpm::mesh::RealField<double>(diffpm::mesh::Grid::cube(64, 64.0))),
+      Catch::Contains("final_density is off"));
+  m.gradient({});
+  CHECK_THROWS_WITH(m.gradient({}), Catch::Contains("no forward run"));
+  // Configurations.
+  auto none = small_config(false, false);
+  CHECK_THROWS_WITH(model::ForwardModel<double>(none), Catch::Contains("no output"));
+  auto late = small_config(true, false);
+  late.simulation.a_end = 0.5;
+  late.simulation.a_start = 0.3;
+  model::ForwardModel<double> early(late);
+  CHECK_THROWS_WITH(early.forward(fiducial(), early.white_noise(1)), Catch::Contains("a_end"));
+}
