@@ -228,6 +228,27 @@ TEMPLATE_TEST_CASE("store, reverse and checkpoint modes give the same gradient b
   CHECK(st.second[Parameter::sigma8] != 0.0);
 }
 
+TEST_CASE("one model runs forward and gradient again and again to the same bits",
+          "[model][adjoint]") {
+  // An inference loop calls forward() and gradient() thousands of times on one model: every
+  // call must start afresh (buffers that a gradient hands out are re-made, not reused moved-from).
+  const auto cfg = small_config(true, true);
+  model::ForwardModel<double> m(cfg);
+  const Loss<double> loss(cfg, fiducial());
+  auto p = fiducial();
+  std::vector<model::ModelGradient<double>> g;
+  for (int k = 0; k < 3; ++k) {
+    p.sigma8 = k == 1 ? 0.7 : fiducial().sigma8;  // a different point in between
+    const auto& out = m.forward(p, m.white_noise(k == 1 ? 5 : 3));
+    g.push_back(m.gradient(loss.kappa_bar(out), loss.density_bar(out)));
+  }
+  CHECK(g[0].parameters[0] == g[2].parameters[0]);
+  CHECK(g[0].parameters[4] == g[2].parameters[4]);
+  const bool same_noise = g[0].noise.data == g[2].noise.data;
+  CHECK(same_noise);
+  CHECK(g[1].parameters[4] != g[0].parameters[4]);
+}
+
 TEST_CASE("the forward model rejects bad input", "[model][errors]") {
   auto cfg = small_config(true, false);
   model::ForwardModel<double> m(cfg);

@@ -56,7 +56,7 @@ template <class T>
 void real_from_spectrum(const FftPlan<T>& plan, const mesh::ComplexField<T>& spectrum,
                         mesh::RealField<T>& out) {
   mesh::ComplexField<T> scratch = spectrum;
-  if (out.grid != plan.grid()) out = mesh::RealField<T>(plan.grid());
+  if (!out.allocated_on(plan.grid())) out = mesh::RealField<T>(plan.grid());
   plan.inverse_destroying_input(scratch, out);
   const T inv_n = T(1.0 / double(plan.grid().size()));
   for (auto& v : out.data) v *= inv_n;
@@ -66,7 +66,7 @@ void real_from_spectrum(const FftPlan<T>& plan, const mesh::ComplexField<T>& spe
 template <class T>
 void real_from_spectrum_adjoint(const FftPlan<T>& plan, const mesh::RealField<T>& real_bar,
                                 mesh::ComplexField<T>& spectrum_bar) {
-  if (spectrum_bar.grid != plan.grid()) spectrum_bar = mesh::ComplexField<T>(plan.grid());
+  if (!spectrum_bar.allocated_on(plan.grid())) spectrum_bar = mesh::ComplexField<T>(plan.grid());
   plan.forward(real_bar, spectrum_bar);
   const T inv_n = T(1.0 / double(plan.grid().size()));
   for (auto& v : spectrum_bar.data) v *= inv_n;
@@ -170,7 +170,7 @@ void linear_field(const FftPlan<T>& plan, const mesh::RealField<T>& noise,
                   const LinearFieldOptions& options = {}) {
   const mesh::Grid& g = plan.grid();
   detail::check_linear_inputs(g, noise.grid, amplitude);
-  if (delta.grid != g) delta = mesh::ComplexField<T>(g);
+  if (!delta.allocated_on(g)) delta = mesh::ComplexField<T>(g);
   plan.forward(noise, delta);
   const double sqrt_n = std::sqrt(double(g.size()));
   const std::ptrdiff_t m = std::ptrdiff_t(g.complex_size());
@@ -242,7 +242,7 @@ void linear_field_adjoint(const FftPlan<T>& plan, const mesh::RealField<T>& nois
               spectrum_multiplicity(g, kz) * (db.real() * dd_dc.real() + db.imag() * dd_dc.imag());
         }
       }
-  if (noise_bar.grid != g) noise_bar = mesh::RealField<T>(g);
+  if (!noise_bar.allocated_on(g)) noise_bar = mesh::RealField<T>(g);
   plan.inverse_destroying_input(w, noise_bar);
 }
 

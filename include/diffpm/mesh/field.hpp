@@ -51,6 +51,9 @@ struct RealField {
 
   RealField() = default;
   explicit RealField(const Grid& g) : grid(g), data(g.size(), T(0)) {}
+  /// Whether the field is on g with its data allocated (a moved-from field keeps its grid but
+  /// not its data: output arguments are resized unless this holds).
+  bool allocated_on(const Grid& g) const { return grid == g && data.size() == g.size(); }
   T& operator()(int i, int j, int k) { return data[grid.index(i, j, k)]; }
   const T& operator()(int i, int j, int k) const { return data[grid.index(i, j, k)]; }
   std::size_t size() const { return data.size(); }
@@ -64,6 +67,8 @@ struct ComplexField {
 
   ComplexField() = default;
   explicit ComplexField(const Grid& g) : grid(g), data(g.complex_size(), std::complex<T>(0)) {}
+  /// As RealField::allocated_on, for the half spectrum.
+  bool allocated_on(const Grid& g) const { return grid == g && data.size() == g.complex_size(); }
   std::complex<T>& operator()(int i, int j, int kz) { return data[grid.complex_index(i, j, kz)]; }
   const std::complex<T>& operator()(int i, int j, int kz) const {
     return data[grid.complex_index(i, j, kz)];

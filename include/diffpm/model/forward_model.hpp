@@ -254,6 +254,7 @@ class ForwardModel {
     if (cfg_.lensing)
       g.parameters[int(cosmology::Parameter::Omega_k)] = std::numeric_limits<double>::quiet_NaN();
     g.noise = std::move(noise_bar_);
+    noise_bar_ = {};
     return g;
   }
 

@@ -74,7 +74,11 @@ class PmForce {
   /// x_bar_p += sum_d F_bar_p,d grad(readout of F_d mesh)(x_p); (2) through the mesh: paint the
   /// components of F_bar (readout^T), apply the transposed kernels (conj K, same scaling), sum
   /// into one density adjoint, and read its gradient at x_p (paint^T with respect to x).
-  /// The forward meshes are recomputed here, so nothing is stored between the two passes.
+  /// The forward meshes are recomputed here, so nothing is stored between the two passes, and
+  /// the adjoint needs no mesh beyond the force's own: term (2) does not need the force meshes,
+  /// so it runs after term (1) and sums its spectrum where the density spectrum was. Cost: 8
+  /// FFTs (the force's 4, three r2c of the painted components and one c2r), one fused
+  /// readout-and-gradient pass per component, three weighted paints and one paint adjoint.
   double adjoint(const particles::Positions<T>& x, double Omega_m,
                  const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar) {
     return adjoint_impl(x, Omega_m, F_bar, x_bar, nullptr);
@@ -106,37 +110,55 @@ class PmForce {
                             " entries for " + std::to_string(x.size()) + " particles");
     }
     density_spectrum(x);  // k_ keeps the counts spectrum: force_mesh() only reads it
-    mesh::ComplexField<T> delta_bar_k(grid());
-    mesh::RealField<T> bar(grid());
-    std::vector<T> component_bar(x.size());
-    particles::Positions<T> gradient;
     double omega_bar = 0.0;
     const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+    const auto g = particles::detail::cic_geometry<T>(grid());
+    // (1) readout weights, one fused pass per component: x_bar += F_bar_d grad F_d(x) and
+    // <F_bar_d, F_d> for Omega_m; the value is F_d itself (cic_stencil_gradient's weights are
+    // cic_stencil's, summed in the same order: bit for bit readout_cic's, which reversibility
+    // needs and test_pm_force checks).
     for (int d = 0; d < 3; ++d) {
       force_mesh(d, Omega_m);  // real_ = F_d mesh
-      // (1) readout weights: x_bar += F_bar_d grad F_d(x); and <F_bar_d, F_d> for Omega_m.
-      particles::readout_cic_gradient(real_, x, gradient);
-      std::vector<T> F_d;
-      particles::readout_cic(real_, x, F_d);
+      const auto t0 = clock::now();
+      const T* m = real_.data.data();
       double dot = 0.0;
       DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
       for (std::ptrdiff_t p = 0; p < n; ++p) {
-        component_bar[p] = F_bar[p][d];
-        for (int e = 0; e < 3; ++e) x_bar[p][e] += F_bar[p][d] * gradient[p][e];
-        dot += double(F_bar[p][d]) * double(F_d[p]);
-        if (F_out) (*F_out)[p][d] = F_d[p];
+        T value, grad[3];
+        particles::detail::value_and_gradient(m, x[p].data(), g, value, grad);
+        const T fb = F_bar[p][d];
+        for (int e = 0; e < 3; ++e) x_bar[p][e] += fb * grad[e];
+        dot += double(fb) * double(value);
+        if (F_out) (*F_out)[p][d] = value;
       }
       omega_bar += dot / Omega_m;
-      // (2) readout^T (paint of F_bar_d), then the transposed kernel, accumulated over d.
-      particles::paint_cic(x, component_bar, bar);
-      plan_.forward(bar, work_k_);
-      mesh::apply_force_kernel_adjoint(
-          work_k_, d, kernel_, Omega_m, scale(x.size()), delta_bar_k,
-          d == 0 ? mesh::OutputMode::overwrite : mesh::OutputMode::accumulate);
+      timings.readout += seconds_since(t0);
     }
-    plan_.inverse_destroying_input(delta_bar_k, bar);  // dL/dcounts
+    // (2) through the mesh: readout^T (paint of F_bar_d), then the transposed kernel, summed over
+    // d into k_, which the force meshes no longer need: no extra mesh is allocated.
+    std::vector<T> component_bar(x.size());
+    for (int d = 0; d < 3; ++d) {
+      DIFFPM_OMP(omp parallel for schedule(static))
+      for (std::ptrdiff_t p = 0; p < n; ++p) component_bar[p] = F_bar[p][d];
+      auto t0 = clock::now();
+      particles::paint_cic(x, component_bar, real_);
+      timings.paint += seconds_since(t0);
+      t0 = clock::now();
+      plan_.forward(real_, work_k_);
+      timings.fft += seconds_since(t0);
+      t0 = clock::now();
+      mesh::apply_force_kernel_adjoint(
+          work_k_, d, kernel_, Omega_m, scale(x.size()), k_,
+          d == 0 ? mesh::OutputMode::overwrite : mesh::OutputMode::accumulate);
+      timings.kernels += seconds_since(t0);
+    }
+    auto t0 = clock::now();
+    plan_.inverse_destroying_input(k_, real_);  // dL/dcounts
+    timings.fft += seconds_since(t0);
+    t0 = clock::now();
     T weight_bar = 0;
-    particles::paint_cic_adjoint(bar, x, T(1), x_bar, weight_bar);
+    particles::paint_cic_adjoint(real_, x, T(1), x_bar, weight_bar);
+    timings.paint += seconds_since(t0);
     return omega_bar;
   }
 

@@ -336,7 +336,7 @@ class Lpt {
 
   template <class Field>
   void resize(Field& f) const {
-    if (f.grid != grid_) f = Field(grid_);
+    if (!f.allocated_on(grid_)) f = Field(grid_);
   }
 
   void check_spectrum(const mesh::ComplexField<T>& f, const char* what) const {
