@@ -1,27 +1,29 @@
-// Cost of the integrator's gradient against its forward run, and peak memory, for the
-// fixed-point integrator (nbody/reversible.hpp). Not a Google Benchmark program: each
+// Cost of the end-to-end gradient against the forward run, and peak memory, for the forward
+// model (model/forward_model.hpp): white noise -> 2LPT -> fixed-point FastPM steps with a
+// lightcone -> convergence maps and the final density. Not a Google Benchmark program: each
 // configuration runs in its own process so that its peak resident memory (getrusage) is its own.
 //
 //   bench_adjoint                                   all configurations below, as a markdown table
-//   bench_adjoint N STEPS float|double forward|reverse|store   one run
+//   bench_adjoint N STEPS float|double forward|reverse|store|checkpoint   one run
 //
 // A run: N^3 particles in a box of 4 Mpc/h per particle, (2N)^3 force mesh, 2LPT at a = 0.1,
-// STEPS FastPM steps to a = 1. "forward" runs integrate_fixed_point only; "reverse" runs it and
-// then integrate_fixed_point_adjoint rebuilding the trajectory backwards (memory flat in the
-// steps); "store" records the trajectory in the forward run and reads it back (memory growing
-// with the steps). The loss is L = <w, x_end> (its value does not matter for the cost).
+// STEPS FastPM steps to a = 1, 16 lightcone planes to a source at z = 1 on a 5 deg, 256^2 pixel
+// map, and the final overdensity on the force mesh. "forward" runs the model only; the others
+// run it and then its gradient for L = sum kappa^2 / (2 sigma^2) + sum delta^2 / 2 with the
+// adjoint mode of that name (reverse: the trajectory rebuilt backwards, memory flat in the steps;
+// store: every step kept; checkpoint: every 8th step kept, segments replayed).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
-#include "diffpm/nbody/reversible.hpp"
-#include "diffpm/nbody/simulation.hpp"
+#include "diffpm/model/forward_model.hpp"
 
 namespace {
 
@@ -33,42 +35,45 @@ double since(clock_type::time_point t0) {
 template <class T>
 int run_one(int n, int steps, const std::string& mode) {
   using namespace diffpm;
-  const cosmology::Cosmology<double> cosmo(cosmology::Parameters<double>{});
-  nbody::SimulationConfig cfg;
+  model::ModelConfig c;
+  auto& cfg = c.simulation;
   const double L = 4.0 * n;
   cfg.box = {L, L, L};
   cfg.particles = {n, n, n};
   cfg.mesh = {2 * n, 2 * n, 2 * n};
-  cfg.steps = 0;
-  cfg.a_end = 0.1;
-  const auto init = nbody::run_simulation<T>(cosmo, cfg).state;
-  auto state = nbody::FixedPointState::from(init, cfg.box);
-  nbody::PmForce<T> pm(mesh::Grid(cfg.mesh, cfg.box), {}, init.x.size());
-  const double Om = cosmo.parameters().Omega_m();
-  auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) { pm(x, Om, F); };
-  auto force_and_adjoint = [&](const particles::Positions<T>& x, const particles::Positions<T>& Fb,
-                               particles::Positions<T>& F, particles::Positions<T>& xb) {
-    return pm.value_and_adjoint(x, Om, Fb, F, xb);
-  };
-  const auto a = nbody::time_steps(0.1, 1.0, steps);
-  nbody::FixedPointRecord record;
-  const bool store = mode == "store";
-  record.mode = store ? nbody::AdjointMode::store : nbody::AdjointMode::reverse;
+  cfg.a_start = 0.1;
+  cfg.steps = steps;
+  model::LensingSetup lens;
+  lens.config.map = lensing::MapGeometry(256, 5.0);
+  lens.config.planes = 16;
+  lens.sources = {lensing::SourceDistribution::fixed(1.0)};
+  c.lensing = lens;
+  c.final_density = true;
+  c.adjoint = mode == "store"        ? nbody::AdjointMode::store
+              : mode == "checkpoint" ? nbody::AdjointMode::checkpoint
+                                     : nbody::AdjointMode::reverse;
+  model::ForwardModel<T> m(c);
+  const auto noise = m.white_noise(42);
+  const cosmology::Parameters<double> params;
 
   const auto t0 = clock_type::now();
-  nbody::integrate_fixed_point<T>(cosmo, a, state, force, {}, {}, &record);
+  const auto& out = m.forward(params, noise);
   const double forward = since(t0);
   double backward = 0.0;
   if (mode != "forward") {
-    particles::Positions<T> x_bar(init.x.size(), {T(1), T(0), T(0)}), p_bar(init.x.size());
+    const double sigma = 0.01;
+    std::vector<lensing::Map<T>> kappa_bar = out.kappa;
+    for (auto& map : kappa_bar)
+      for (auto& v : map.data) v /= T(sigma * sigma);
+    const mesh::RealField<T> density_bar = out.density;
     const auto t1 = clock_type::now();
-    nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force, force_and_adjoint, x_bar, p_bar,
-                                            {}, &record);
+    const auto g = m.gradient(kappa_bar, density_bar);
     backward = since(t1);
+    if (!std::isfinite(g[cosmology::Parameter::sigma8])) return 1;
   }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  // One line for the parent: forward s, adjoint s, peak bytes.
+  // One line for the parent: forward s, gradient s, peak bytes.
   std::printf("%.6f %.6f %.0f\n", forward, backward, double(ru.ru_maxrss) * 1024.0);
   return 0;
 }
@@ -112,7 +117,7 @@ int main(int argc, char** argv) {
                                            : run_one<double>(n, steps, argv[4]);
   }
   std::printf(
-      "| particles | steps | precision | forward s | adjoint s | (fwd + adj) / fwd | "
+      "| particles | steps | precision | forward s | gradient s | (fwd + grad) / fwd | "
       "peak MB forward | peak MB gradient (reverse) | ratio | peak MB gradient (store) | ratio "
       "|\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
