@@ -1,0 +1,661 @@
+// diffpm-infer: field-level inference of Omega_c and sigma8 from a mock convergence map with
+// shape noise, by Hamiltonian Monte Carlo over the cosmological parameters and the whole initial
+// white-noise field, with the gradients of model/forward_model.hpp.
+//
+//   diffpm-infer [--particles N] [--box L] [--mesh M] [--steps S] [--a-start A0]
+//                [--fov DEG] [--pixels P] [--planes K] [--z-source Z]
+//                [--sigma-e E] [--n-gal G] [--truth-seed S] [--shape-noise-seed S]
+//                [--chain-seed S] [--samples N] [--warmup W] [--leapfrog L]
+//                [--start-omega-c X] [--start-sigma8 X] [--chain FILE] [--threads T]
+//
+// The mock: the forward model at the truth (Planck 2018: Omega_c = 0.26067, sigma8 = 0.8102;
+// the other parameters fixed there) on the white noise of --truth-seed, plus Gaussian shape
+// noise of rms sigma_e / sqrt(n_gal A_pix) per pixel. The posterior over q = (Omega_c, sigma8,
+// w), w the white noise on the particle lattice (N^3 numbers), is
+//   -log p = sum_pixels (kappa(Omega_c, sigma8, w) - data)^2 / (2 sigma_pix^2) + |w|^2 / 2
+// with a flat prior on Omega_c in [0.05, 0.6] and sigma8 in [0.3, 1.5]. HMC (Neal 2011,
+// "MCMC using Hamiltonian dynamics") samples it: each trajectory is `--leapfrog` leapfrog steps,
+// each step one forward run and one gradient; the step size is tuned during the warm-up by
+// dual averaging (Hoffman & Gelman 2014, JMLR 15, 1593, sec. 3.2) towards 70% acceptance, and
+// the mass of the two cosmological coordinates set to their inverse posterior variance measured
+// in the middle of the warm-up (the white noise keeps unit mass: its prior is N(0, 1)).
+//
+// Prints CSV on stdout: `parameter,truth,mean,std,pull` for Omega_c and sigma8 (posterior mean
+// and standard deviation over the samples after the warm-up, pull = (mean - truth) / std),
+// then `acceptance,<rate>` and `step_size,<eps>`. Progress goes to stderr. Errors print one line
+// "diffpm-infer: error: ..." and exit with status 2.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/arguments.hpp"
+#include "diffpm/io/atomic_file.hpp"
+#include "diffpm/lensing/shape_noise.hpp"
+#include "diffpm/model/forward_model.hpp"
+
+namespace {
+
+using namespace diffpm::cli;
+namespace dc = diffpm::cosmology;
+namespace dl = diffpm::lensing;
+
+constexpr const char* kProgram = "diffpm-infer";
+/// The flat prior's box.
+constexpr double kOmegaCPrior[2] = {0.05, 0.6}, kSigma8Prior[2] = {0.3, 1.5};
+
+struct Options {
+  int particles = 16, mesh = 0, steps = 8, pixels = 32, planes = 12;
+  double box = 128.0, a_start = 0.1, fov = 4.0, z_source = 1.0;
+  double sigma_e = 0.26, n_gal = 30.0;
+  std::uint64_t truth_seed = 1, shape_noise_seed = 2, chain_seed = 3;
+  int samples = 400, warmup = 150, leapfrog = 20, optimize = 50, probes = 16;
+  double start_omega_c = 0.30, start_sigma8 = 0.70;
+  std::string chain;
+  int threads = 0;
+  bool help = false;
+};
+
+void print_help() {
+  const Options d;
+  std::printf(
+      "usage: diffpm-infer [flags]\n"
+      "\n"
+      "Field-level inference of Omega_c and sigma8 from a mock convergence map with shape\n"
+      "noise: HMC over (Omega_c, sigma8, initial white noise), gradients from diffpm's adjoint.\n"
+      "Prints CSV on stdout: parameter,truth,mean,std,pull (one row each for Omega_c and\n"
+      "sigma8), then acceptance,<rate> and step_size,<eps>.\n"
+      "\n"
+      "Model:\n"
+      "  --particles N      N^3 particles [%d]\n"
+      "  --box L            periodic box side in Mpc/h [%s]\n"
+      "  --mesh M           M^3 force mesh; 0: 2N [0]\n"
+      "  --steps S          FastPM steps from a-start to 1 [%d]\n"
+      "  --a-start A0       initial scale factor [%s]\n"
+      "  --fov DEG          map side in degrees [%s]\n"
+      "  --pixels P         P x P pixels [%d]\n"
+      "  --planes K         lightcone planes [%d]\n"
+      "  --z-source Z       source redshift [%s]\n"
+      "Data:\n"
+      "  --sigma-e E        shape noise per component [%s]\n"
+      "  --n-gal G          galaxies per arcmin^2 [%s]\n"
+      "  --truth-seed S     white noise of the mock [%llu]\n"
+      "  --shape-noise-seed S  shape noise of the mock [%llu]\n"
+      "Sampler:\n"
+      "  --chain-seed S     HMC momenta, start field and accept draws [%llu]\n"
+      "  --samples N        samples kept after the warm-up [%d]\n"
+      "  --warmup W         warm-up trajectories (step size and mass tuning) [%d]\n"
+      "  --leapfrog L       leapfrog steps per trajectory [%d]\n"
+      "  --optimize N       descent steps towards the posterior's bulk before HMC [%d]\n"
+      "  --probes N         gradients that estimate the field's Fisher information [%d]\n"
+      "  --start-omega-c X  starting Omega_c [%s]\n"
+      "  --start-sigma8 X   starting sigma8 [%s]\n"
+      "  --chain FILE       write every trajectory's end point as CSV\n"
+      "  --threads T        OpenMP and FFTW threads [all]\n"
+      "  -h, --help         print this help and exit\n",
+      d.particles, format_short(d.box).c_str(), d.steps, format_short(d.a_start).c_str(),
+      format_short(d.fov).c_str(), d.pixels, d.planes, format_short(d.z_source).c_str(),
+      format_short(d.sigma_e).c_str(), format_short(d.n_gal).c_str(),
+      static_cast<unsigned long long>(d.truth_seed),
+      static_cast<unsigned long long>(d.shape_noise_seed),
+      static_cast<unsigned long long>(d.chain_seed), d.samples, d.warmup, d.leapfrog, d.optimize,
+      d.probes, format_short(d.start_omega_c).c_str(), format_short(d.start_sigma8).c_str());
+}
+
+int parse_int(const std::string& flag, const std::string& text, int lo, int hi) {
+  const double v = parse_number(flag, text);
+  if (v != std::floor(v) || v < lo || v > hi) {
+    throw UsageError(flag + " '" + text + "' must be an integer in [" + std::to_string(lo) + ", " +
+                     std::to_string(hi) + "]");
+  }
+  return static_cast<int>(v);
+}
+
+double parse_positive(const std::string& flag, const std::string& text) {
+  const double v = parse_number(flag, text);
+  if (!(v > 0.0)) throw UsageError(flag + " '" + text + "' must be > 0");
+  return v;
+}
+
+Options parse_arguments(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      o.help = true;
+      return o;
+    }
+    if (i + 1 >= argc) throw UsageError(flag + " needs a value (see --help)");
+    const std::string v = argv[++i];
+    if (flag == "--particles") {
+      o.particles = parse_int(flag, v, 2, 1024);
+    } else if (flag == "--mesh") {
+      o.mesh = parse_int(flag, v, 0, 4096);
+    } else if (flag == "--steps") {
+      o.steps = parse_int(flag, v, 1, 10000);
+    } else if (flag == "--pixels") {
+      o.pixels = parse_int(flag, v, 2, 1 << 14);
+    } else if (flag == "--planes") {
+      o.planes = parse_int(flag, v, 1, 100000);
+    } else if (flag == "--box") {
+      o.box = parse_positive(flag, v);
+    } else if (flag == "--a-start") {
+      o.a_start = parse_positive(flag, v);
+    } else if (flag == "--fov") {
+      o.fov = parse_positive(flag, v);
+    } else if (flag == "--z-source") {
+      o.z_source = parse_positive(flag, v);
+    } else if (flag == "--sigma-e") {
+      o.sigma_e = parse_positive(flag, v);
+    } else if (flag == "--n-gal") {
+      o.n_gal = parse_positive(flag, v);
+    } else if (flag == "--truth-seed" || flag == "--shape-noise-seed" || flag == "--chain-seed") {
+      const double s = parse_number(flag, v);
+      if (s != std::floor(s) || s < 0 || s > 9007199254740992.0)
+        throw UsageError(flag + " '" + v + "' must be an integer in [0, 2^53]");
+      (flag == "--truth-seed"         ? o.truth_seed
+       : flag == "--shape-noise-seed" ? o.shape_noise_seed
+                                      : o.chain_seed) = static_cast<std::uint64_t>(s);
+    } else if (flag == "--samples") {
+      o.samples = parse_int(flag, v, 2, 10000000);
+    } else if (flag == "--warmup") {
+      o.warmup = parse_int(flag, v, 8, 10000000);
+    } else if (flag == "--probes") {
+      o.probes = parse_int(flag, v, 1, 100000);
+    } else if (flag == "--optimize") {
+      o.optimize = parse_int(flag, v, 0, 100000);
+    } else if (flag == "--leapfrog") {
+      o.leapfrog = parse_int(flag, v, 1, 10000);
+    } else if (flag == "--start-omega-c") {
+      o.start_omega_c = parse_positive(flag, v);
+    } else if (flag == "--start-sigma8") {
+      o.start_sigma8 = parse_positive(flag, v);
+    } else if (flag == "--chain") {
+      o.chain = v;
+    } else if (flag == "--threads") {
+      o.threads = parse_int(flag, v, 1, 4096);
+    } else {
+      throw UsageError("unknown flag '" + flag + "' (see --help)");
+    }
+  }
+  // A start outside the prior's box has zero posterior density.
+  if (!(o.start_omega_c > kOmegaCPrior[0] && o.start_omega_c < kOmegaCPrior[1]))
+    throw UsageError("--start-omega-c " + format_short(o.start_omega_c) +
+                     " lies outside the prior (0.05, 0.6)");
+  if (!(o.start_sigma8 > kSigma8Prior[0] && o.start_sigma8 < kSigma8Prior[1]))
+    throw UsageError("--start-sigma8 " + format_short(o.start_sigma8) +
+                     " lies outside the prior (0.3, 1.5)");
+  return o;
+}
+
+/// -log posterior and its gradient in sampler coordinates q = (u_c, u_s, w): Omega_c =
+/// ref_c + scale u_c, sigma8 = ref_s + scale u_s (u of order 1 over the posterior), w the white
+/// noise.
+class Posterior {
+ public:
+  static constexpr double scale = 0.05;
+
+  Posterior(const diffpm::model::ModelConfig& cfg, std::vector<dl::Map<double>> data,
+            double sigma_pix, double ref_c, double ref_s)
+      : model_(cfg), data_(std::move(data)), sigma_(sigma_pix), ref_{ref_c, ref_s} {}
+
+  std::size_t dimension() const { return 2 + model_.noise_grid().size(); }
+  double omega_c(const std::vector<double>& q) const { return ref_[0] + scale * q[0]; }
+  double sigma8(const std::vector<double>& q) const { return ref_[1] + scale * q[1]; }
+  diffpm::model::ForwardModel<double>& model() { return model_; }
+  /// How many points the model refused (see evaluate).
+  int refused() const { return refused_; }
+
+  /// U(q) = -log p(q) up to a constant, with grad = dU/dq; +infinity outside the prior.
+  double evaluate(const std::vector<double>& q, std::vector<double>& grad) {
+    const double oc = omega_c(q), s8 = sigma8(q);
+    grad.assign(q.size(), 0.0);
+    if (!(oc > kOmegaCPrior[0] && oc < kOmegaCPrior[1] && s8 > kSigma8Prior[0] &&
+          s8 < kSigma8Prior[1])) {
+      return std::numeric_limits<double>::infinity();
+    }
+    dc::Parameters<double> p;
+    p.Omega_c = oc;
+    p.sigma8 = s8;
+    diffpm::mesh::RealField<double> w(model_.noise_grid());
+    std::copy(q.begin() + 2, q.end(), w.data.begin());
+    // A trial point so far off that particles move more than a quarter box in one drift (the
+    // fixed-point integrator refuses it) is outside the physical region: infinite U, and the
+    // descent or HMC step that proposed it is rejected.
+    const diffpm::model::ModelOutput<double>* outp = nullptr;
+    try {
+      outp = &model_.forward(p, w);
+    } catch (const diffpm::InvalidArgument&) {
+      ++refused_;
+      return std::numeric_limits<double>::infinity();
+    }
+    const auto& out = *outp;
+    double u = 0.0;
+    std::vector<dl::Map<double>> bar = data_;
+    for (std::size_t s = 0; s < data_.size(); ++s)
+      for (std::size_t i = 0; i < data_[s].data.size(); ++i) {
+        const double r = (out.kappa[s].data[i] - data_[s].data[i]) / sigma_;
+        u += 0.5 * r * r;
+        bar[s].data[i] = r / sigma_;
+      }
+    for (double x : w.data) u += 0.5 * x * x;
+    const auto g = model_.gradient(bar);
+    grad[0] = scale * g[dc::Parameter::Omega_c];
+    grad[1] = scale * g[dc::Parameter::sigma8];
+    for (std::size_t i = 0; i < w.data.size(); ++i) grad[2 + i] = g.noise.data[i] + w.data[i];
+    return u;
+  }
+
+ private:
+  diffpm::model::ForwardModel<double> model_;
+  std::vector<dl::Map<double>> data_;
+  double sigma_;
+  std::array<double, 2> ref_;
+  int refused_ = 0;
+};
+
+/// Step-size adaptation by dual averaging (Hoffman & Gelman 2014, algorithm 5 with their
+/// constants gamma = 0.05, t0 = 10, kappa = 0.75), aiming at acceptance `target`.
+struct DualAveraging {
+  double mu, target = 0.7, h_bar = 0.0, log_eps_bar = 0.0;
+  int m = 0;
+  explicit DualAveraging(double eps) : mu(std::log(10.0 * eps)) {}
+  double update(double accept) {
+    ++m;
+    const double eta = 1.0 / (m + 10.0);
+    h_bar = (1.0 - eta) * h_bar + eta * (target - accept);
+    const double log_eps = mu - std::sqrt(double(m)) / 0.05 * h_bar;
+    const double w = std::pow(double(m), -0.75);
+    log_eps_bar = w * log_eps + (1.0 - w) * log_eps_bar;
+    return std::exp(log_eps);
+  }
+  double final_step() const { return std::exp(log_eps_bar); }
+};
+
+/// HMC's mass matrix: the Gauss-Newton approximation of the posterior's precision at a point,
+/// M = 1 + J^T J / sigma^2 (prior plus likelihood Fisher information, J = dkappa/dq), in a form
+/// that is cheap to invert and to draw from:
+///   M = [[C, B^T], [B, A]],  q = (u, w),
+/// A = diag(1 + F(k)) on the white noise, diagonal in Fourier space (F(k) the Fisher
+/// information of mode k, estimated per mode from `probes` gradients of <z, kappa> / sigma with
+/// z ~ N(0, 1) per pixel: E[g g^T] = J^T J / sigma^2 for g = J^T z / sigma); B = J_w^T J_u /
+/// sigma^2 the coupling of each cosmological coordinate to the field (one gradient each, with
+/// dkappa/du from central differences); C = 1 + J_u^T J_u / sigma^2.
+///
+/// Why: the large-scale modes the map measures well are far stiffer than the thousands that only
+/// the prior constrains, and HMC's step must resolve the stiffest direction (Neal 2011, sec.
+/// 4.1); and sigma8 (or Omega_c) and the amplitude of the measured modes are nearly degenerate
+/// (kappa ~ sigma8 w in linear theory), a ridge a diagonal mass would crawl along. The coupling
+/// B puts that ridge into the metric. Block inversion through the 2x2 Schur complement
+/// S = C - B^T A^-1 B gives M^-1, and the block Cholesky factor gives momenta r ~ N(0, M):
+/// r_w = A^1/2 xi_w, r_u = B^T A^-1/2 xi_w + S^1/2 xi_u.
+class GaussNewtonMass {
+ public:
+  GaussNewtonMass(const diffpm::mesh::Grid& grid, int threads)
+      : grid_(grid), plan_(grid, threads), a_(grid.complex_size(), 1.0) {}
+
+  std::size_t field_size() const { return grid_.size(); }
+
+  /// a_(k) = 1 + F(k) from gradients g of probes: F(k) = E |r2c(g)_k|^2 / N.
+  void set_field_fisher(const std::vector<diffpm::mesh::RealField<double>>& probes) {
+    diffpm::mesh::ComplexField<double> gk(grid_);
+    std::vector<double> f(a_.size(), 0.0);
+    for (const auto& g : probes) {
+      plan_.forward(g, gk);
+      for (std::size_t c = 0; c < f.size(); ++c) f[c] += std::norm(gk.data[c]);
+    }
+    for (std::size_t c = 0; c < f.size(); ++c)
+      a_[c] = 1.0 + f[c] / (double(grid_.size()) * double(probes.size()));
+  }
+
+  /// The coupling B (b[k] = J_w^T J_{u_k} / sigma^2) and C = 1 + J_u^T J_u / sigma^2.
+  void set_coupling(std::array<std::vector<double>, 2> b, std::array<std::array<double, 2>, 2> c) {
+    b_ = std::move(b);
+    // D = B^T A^-1 B, the information about u that the field's modes carry. With the exact
+    // Fisher matrix D <= C - 1 (the Schur complement S = C - D keeps the prior's 1); with A's
+    // diagonal, noisy estimate it need not, so B is scaled by beta <= 1 with beta^2 D <= C - 1:
+    // beta^2 = 1 / the largest eigenvalue of (C - 1)^-1 D, when that exceeds 1.
+    std::array<std::array<double, 2>, 2> d{};
+    for (int k = 0; k < 2; ++k) field_power(-1.0, b_[k].data(), a_inv_b_[k]);
+    for (int k = 0; k < 2; ++k)
+      for (int l = 0; l < 2; ++l)
+        for (std::size_t i = 0; i < b_[k].size(); ++i) d[k][l] += b_[k][i] * a_inv_b_[l][i];
+    const double g00 = c[0][0] - 1.0, g01 = 0.5 * (c[0][1] + c[1][0]), g11 = c[1][1] - 1.0;
+    const double gdet = g00 * g11 - g01 * g01;
+    double beta2 = 1.0;
+    if (gdet > 0.0) {
+      // (C - 1)^-1 D, its largest eigenvalue from the trace and determinant.
+      const double m00 = (g11 * d[0][0] - g01 * d[1][0]) / gdet,
+                   m01 = (g11 * d[0][1] - g01 * d[1][1]) / gdet,
+                   m10 = (-g01 * d[0][0] + g00 * d[1][0]) / gdet,
+                   m11 = (-g01 * d[0][1] + g00 * d[1][1]) / gdet;
+      const double tr = m00 + m11, det = m00 * m11 - m01 * m10;
+      const double lmax = 0.5 * tr + std::sqrt(std::max(0.0, 0.25 * tr * tr - det));
+      if (lmax > 1.0) beta2 = 1.0 / lmax;
+    } else {
+      beta2 = 0.0;
+    }
+    coupling_scale_ = std::sqrt(beta2);
+    for (int k = 0; k < 2; ++k) {
+      for (auto& x : b_[k]) x *= coupling_scale_;
+      for (auto& x : a_inv_b_[k]) x *= coupling_scale_;
+    }
+    for (int k = 0; k < 2; ++k)
+      for (int l = 0; l < 2; ++l) s_[k][l] = (k == l ? c[k][k] : g01) - beta2 * d[k][l];
+    s_[0][1] = s_[1][0] = 0.5 * (s_[0][1] + s_[1][0]);
+    const double det = s_[0][0] * s_[1][1] - s_[0][1] * s_[0][1];
+    if (!(s_[0][0] > 0.0) || !(det > 0.0))
+      throw std::runtime_error("the Gauss-Newton mass is not positive definite");
+    s_inv_ = {{{s_[1][1] / det, -s_[0][1] / det}, {-s_[0][1] / det, s_[0][0] / det}}};
+    l00_ = std::sqrt(s_[0][0]);
+    l10_ = s_[0][1] / l00_;
+    l11_ = std::sqrt(s_[1][1] - l10_ * l10_);
+  }
+
+  /// The factor beta applied to the coupling (1 when the estimates were consistent).
+  double coupling_scale() const { return coupling_scale_; }
+
+  /// out = M^-1 v (v, out: u then w).
+  void inverse(const std::vector<double>& v, std::vector<double>& out) const {
+    std::vector<double> aw;
+    field_power(-1.0, v.data() + 2, aw);  // A^-1 v_w
+    double t[2];
+    for (int k = 0; k < 2; ++k) {
+      double dot = 0.0;
+      for (std::size_t i = 0; i < aw.size(); ++i) dot += b_[k][i] * aw[i];
+      t[k] = v[k] - dot;
+    }
+    out.resize(v.size());
+    out[0] = s_inv_[0][0] * t[0] + s_inv_[0][1] * t[1];
+    out[1] = s_inv_[1][0] * t[0] + s_inv_[1][1] * t[1];
+    for (std::size_t i = 0; i < aw.size(); ++i)
+      out[2 + i] = aw[i] - a_inv_b_[0][i] * out[0] - a_inv_b_[1][i] * out[1];
+  }
+
+  /// A momentum r ~ N(0, M).
+  void draw(std::mt19937_64& rng, std::vector<double>& r) const {
+    std::normal_distribution<double> normal;
+    std::vector<double> xi(grid_.size()), half, a_inv_half;
+    for (auto& x : xi) x = normal(rng);
+    field_power(0.5, xi.data(), half);         // A^1/2 xi_w
+    field_power(-0.5, xi.data(), a_inv_half);  // A^-1/2 xi_w
+    const double x0 = normal(rng), x1 = normal(rng);
+    r.resize(2 + xi.size());
+    for (int k = 0; k < 2; ++k) {
+      double dot = 0.0;
+      for (std::size_t i = 0; i < xi.size(); ++i) dot += b_[k][i] * a_inv_half[i];
+      r[k] = dot + (k == 0 ? l00_ * x0 : l10_ * x0 + l11_ * x1);
+    }
+    std::copy(half.begin(), half.end(), r.begin() + 2);
+  }
+
+  double largest_field_mass() const { return *std::max_element(a_.begin(), a_.end()); }
+  /// The marginal standard deviation of u_k implied by the mass, sqrt((M^-1)_kk) = sqrt(S^-1).
+  double u_scale(int k) const { return std::sqrt(s_inv_[k][k]); }
+
+ private:
+  /// out = A^power v on the field (A^power is symmetric: c2r(a^power r2c(v)) / N).
+  void field_power(double power, const double* v, std::vector<double>& out) const {
+    diffpm::mesh::RealField<double> x(grid_);
+    std::copy(v, v + grid_.size(), x.data.begin());
+    diffpm::mesh::ComplexField<double> xk(grid_);
+    plan_.forward(x, xk);
+    const double inv_n = 1.0 / double(grid_.size());
+    for (std::size_t c = 0; c < a_.size(); ++c) xk.data[c] *= std::pow(a_[c], power) * inv_n;
+    plan_.inverse_destroying_input(xk, x);
+    out.assign(x.data.begin(), x.data.end());
+  }
+
+  diffpm::mesh::Grid grid_;
+  diffpm::FftPlan<double> plan_;
+  std::vector<double> a_;
+  std::array<std::vector<double>, 2> b_, a_inv_b_;
+  std::array<std::array<double, 2>, 2> s_{}, s_inv_{{{1.0, 0.0}, {0.0, 1.0}}};
+  double l00_ = 1.0, l10_ = 0.0, l11_ = 1.0, coupling_scale_ = 1.0;
+};
+
+/// The Gauss-Newton mass at q (see GaussNewtonMass): n_probes gradients for the field, four
+/// forward runs for dkappa/du (u steps of 0.01, the parameters moved by 5e-4), two gradients for
+/// the coupling.
+void estimate_mass(Posterior& post, const std::vector<double>& q, const dl::MapGeometry& map,
+                   double sigma, int n_probes, std::mt19937_64& rng, GaussNewtonMass& mass) {
+  auto& model = post.model();
+  diffpm::mesh::RealField<double> w(model.noise_grid());
+  std::copy(q.begin() + 2, q.end(), w.data.begin());
+  auto params_at = [&](const std::vector<double>& x) {
+    dc::Parameters<double> p;
+    p.Omega_c = post.omega_c(x);
+    p.sigma8 = post.sigma8(x);
+    return p;
+  };
+  std::normal_distribution<double> normal;
+  std::vector<diffpm::mesh::RealField<double>> probes;
+  for (int j = 0; j < n_probes; ++j) {
+    model.forward(params_at(q), w);
+    std::vector<dl::Map<double>> z(1, dl::Map<double>(map));
+    for (auto& v : z[0].data) v = normal(rng) / sigma;
+    probes.push_back(model.gradient(z).noise);
+  }
+  mass.set_field_fisher(probes);
+  std::array<std::vector<double>, 2> dkappa;  // dkappa/du_k / sigma
+  for (int k = 0; k < 2; ++k) {
+    std::vector<double> up = q, dn = q;
+    up[k] += 0.01;
+    dn[k] -= 0.01;
+    const auto kp = model.forward(params_at(up), w).kappa[0].data;
+    const auto km = model.forward(params_at(dn), w).kappa[0].data;
+    dkappa[k].resize(kp.size());
+    for (std::size_t i = 0; i < kp.size(); ++i) dkappa[k][i] = (kp[i] - km[i]) / 0.02 / sigma;
+  }
+  std::array<std::array<double, 2>, 2> c{};
+  std::array<std::vector<double>, 2> b;
+  for (int k = 0; k < 2; ++k) {
+    for (int l = 0; l < 2; ++l) {
+      double dot = 0.0;
+      for (std::size_t i = 0; i < dkappa[k].size(); ++i) dot += dkappa[k][i] * dkappa[l][i];
+      c[k][l] = (k == l ? 1.0 : 0.0) + dot;
+    }
+    model.forward(params_at(q), w);
+    std::vector<dl::Map<double>> bar(1, dl::Map<double>(map));
+    for (std::size_t i = 0; i < dkappa[k].size(); ++i) bar[0].data[i] = dkappa[k][i] / sigma;
+    const auto g = model.gradient(bar).noise;
+    b[k].assign(g.data.begin(), g.data.end());
+  }
+  mass.set_coupling(std::move(b), c);
+}
+
+int run(const Options& o) {
+  if (o.threads > 0) diffpm::set_threads(o.threads);
+  diffpm::model::ModelConfig cfg;
+  auto& sim = cfg.simulation;
+  sim.box = {o.box, o.box, o.box};
+  sim.particles = {o.particles, o.particles, o.particles};
+  const int mesh = o.mesh > 0 ? o.mesh : 2 * o.particles;
+  sim.mesh = {mesh, mesh, mesh};
+  sim.steps = o.steps;
+  sim.a_start = o.a_start;
+  sim.a_end = 1.0;
+  sim.threads = o.threads;
+  diffpm::model::LensingSetup lens;
+  lens.config.map = dl::MapGeometry(o.pixels, o.fov);
+  lens.config.planes = o.planes;
+  lens.sources = {dl::SourceDistribution::fixed(o.z_source)};
+  cfg.lensing = lens;
+  cfg.validate();
+  auto say = [](const std::string& s) { std::fprintf(stderr, "diffpm-infer: %s\n", s.c_str()); };
+
+  // The mock: truth, its white noise, shape noise.
+  const dc::Parameters<double> truth;
+  std::vector<dl::Map<double>> data;
+  {
+    diffpm::model::ForwardModel<double> m(cfg);
+    data = m.forward(truth, m.white_noise(o.truth_seed)).kappa;
+  }
+  const double sigma_pix = dl::shape_noise_sigma_pixel(lens.config.map, o.sigma_e, o.n_gal);
+  dl::add_shape_noise(data[0], o.sigma_e, o.n_gal, o.shape_noise_seed);
+  double kappa_rms = 0.0;
+  for (double v : data[0].data) kappa_rms += v * v;
+  kappa_rms = std::sqrt(kappa_rms / double(data[0].data.size()));
+  say("mock map: rms " + format_short(kappa_rms) + " with shape noise " + format_short(sigma_pix) +
+      " per pixel");
+
+  Posterior post(cfg, data, sigma_pix, o.start_omega_c, o.start_sigma8);
+  const std::size_t dim = post.dimension();
+  std::mt19937_64 rng(o.chain_seed);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+
+  // Start: the given parameters and a draw of the white noise from its prior.
+  std::vector<double> q(dim, 0.0), grad, q_new, g_new, r(dim);
+  for (std::size_t i = 2; i < dim; ++i) q[i] = normal(rng);
+  double U = post.evaluate(q, grad);
+  if (!std::isfinite(U)) throw UsageError("the starting point lies outside the prior");
+
+  GaussNewtonMass mass(post.model().noise_grid(),
+                       o.threads > 0 ? o.threads : diffpm::max_threads());
+  estimate_mass(post, q, lens.config.map, sigma_pix, o.probes, rng, mass);
+  std::vector<double> velocity(dim);
+  auto kinetic = [&] {
+    mass.inverse(r, velocity);
+    double k = 0.0;
+    for (std::size_t i = 0; i < dim; ++i) k += 0.5 * r[i] * velocity[i];
+    return k;
+  };
+
+  // Start near the posterior's bulk: the white noise drawn at random fits nothing, and HMC (or a
+  // joint descent) from there first shrinks the amplitude (sigma8, Omega_c) towards a map of
+  // zeros, where it is slow to recover. So first descend U along M^-1 grad U (a Gauss-Newton
+  // step), halving the step until U decreases: the first half of the steps with the parameters
+  // held (the field learns the map), then jointly; then take the mass again where it ends.
+  {
+    std::vector<double> dir(dim), trial(dim), g_trial;
+    double alpha = 1.0;
+    int done = 0;
+    for (; done < o.optimize; ++done) {
+      mass.inverse(grad, dir);
+      if (done < o.optimize / 2) dir[0] = dir[1] = 0.0;
+      bool moved = false;
+      for (int half = 0; half < 30 && !moved; ++half) {
+        for (std::size_t i = 0; i < dim; ++i) trial[i] = q[i] - alpha * dir[i];
+        const double U_trial = post.evaluate(trial, g_trial);
+        if (U_trial < U) {
+          q.swap(trial);
+          grad.swap(g_trial);
+          U = U_trial;
+          moved = true;
+        } else {
+          alpha *= 0.5;
+        }
+      }
+      if (!moved) break;
+      alpha = std::min(1.0, alpha * 2.0);
+    }
+    say("after " + std::to_string(done) +
+        " descent steps: Omega_c = " + format_short(post.omega_c(q)) +
+        ", sigma8 = " + format_short(post.sigma8(q)) + ", -log p = " + format_short(U));
+    estimate_mass(post, q, lens.config.map, sigma_pix, o.probes, rng, mass);
+    say("mass: largest field mode " + format_short(mass.largest_field_mass()) +
+        ", coupling scale " + format_short(mass.coupling_scale()) +
+        ", marginal scales of Omega_c and sigma8 " +
+        format_short(Posterior::scale * mass.u_scale(0)) + ", " +
+        format_short(Posterior::scale * mass.u_scale(1)));
+  }
+
+  double eps = 0.2;
+  DualAveraging da(eps);
+  const int total = o.warmup + o.samples;
+  std::vector<std::array<double, 2>> kept;
+  int accepted_after_warmup = 0;
+  std::vector<std::string> chain_rows;
+
+  for (int it = 0; it < total; ++it) {
+    mass.draw(rng, r);
+    const double h0 = U + kinetic();
+    // A step size jittered by +-10% keeps trajectories from resonating with a fixed period.
+    const double step = eps * (0.9 + 0.2 * uniform(rng));
+    q_new = q;
+    g_new = grad;
+    double U_new = U;
+    for (int l = 0; l < o.leapfrog && std::isfinite(U_new); ++l) {
+      for (std::size_t i = 0; i < dim; ++i) r[i] -= 0.5 * step * g_new[i];
+      mass.inverse(r, velocity);
+      for (std::size_t i = 0; i < dim; ++i) q_new[i] += step * velocity[i];
+      U_new = post.evaluate(q_new, g_new);
+      if (std::isfinite(U_new))
+        for (std::size_t i = 0; i < dim; ++i) r[i] -= 0.5 * step * g_new[i];
+    }
+    const double dh = std::isfinite(U_new) ? h0 - (U_new + kinetic()) : -HUGE_VAL;
+    const double accept = std::isfinite(dh) ? std::min(1.0, std::exp(dh)) : 0.0;
+    const bool take = uniform(rng) < accept;
+    if (take) {
+      q.swap(q_new);
+      grad.swap(g_new);
+      U = U_new;
+    }
+    const std::array<double, 2> theta = {post.omega_c(q), post.sigma8(q)};
+    if (it < o.warmup) {
+      eps = da.update(accept);
+      if (it + 1 == o.warmup) eps = da.final_step();
+    } else {
+      kept.push_back(theta);
+      accepted_after_warmup += take ? 1 : 0;
+    }
+    if (!o.chain.empty()) {
+      chain_rows.push_back(std::to_string(it) + "," + format17(theta[0]) + "," +
+                           format17(theta[1]) + "," + format17(U) + "," + (take ? "1" : "0") + "," +
+                           format17(step));
+    }
+    if ((it + 1) % std::max(1, total / 10) == 0) {
+      say("trajectory " + std::to_string(it + 1) + "/" + std::to_string(total) +
+          ": Omega_c = " + format_short(theta[0]) + ", sigma8 = " + format_short(theta[1]) +
+          ", step " + format_short(step) + ", acceptance " + format_short(accept));
+    }
+  }
+
+  if (!o.chain.empty()) {
+    diffpm::io::write_atomically(o.chain, [&](std::ofstream& out) {
+      out << "trajectory,Omega_c,sigma8,U,accepted,step\n";
+      for (const auto& row : chain_rows) out << row << '\n';
+    });
+  }
+  std::printf("parameter,truth,mean,std,pull\n");
+  const char* names[2] = {"Omega_c", "sigma8"};
+  const double truths[2] = {truth.Omega_c, truth.sigma8};
+  for (int k = 0; k < 2; ++k) {
+    double mean = 0.0, var = 0.0;
+    for (const auto& s : kept) mean += s[k];
+    mean /= double(kept.size());
+    for (const auto& s : kept) var += (s[k] - mean) * (s[k] - mean);
+    const double sd = std::sqrt(var / double(kept.size() - 1));
+    std::printf("%s,%s,%s,%s,%s\n", names[k], format17(truths[k]).c_str(), format17(mean).c_str(),
+                format17(sd).c_str(), format17((mean - truths[k]) / sd).c_str());
+  }
+  std::printf("acceptance,%s\n", format17(double(accepted_after_warmup) / o.samples).c_str());
+  std::printf("step_size,%s\n", format17(eps).c_str());
+  return std::fflush(stdout) == 0 ? 0 : fail(kProgram, "cannot write to stdout");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse_arguments(argc, argv);
+    if (o.help) {
+      print_help();
+      return std::fflush(stdout) == 0 ? 0 : fail(kProgram, "cannot write to stdout");
+    }
+    return run(o);
+  } catch (const UsageError& e) {
+    return fail(kProgram, e.what());
+  } catch (const std::exception& e) {
+    return fail(kProgram, library_message(e));
+  } catch (...) {
+    return fail(kProgram, "unexpected internal error");
+  }
+}
