@@ -72,6 +72,23 @@ void real_from_spectrum_adjoint(const FftPlan<T>& plan, const mesh::RealField<T>
   for (auto& v : spectrum_bar.data) v *= inv_n;
 }
 
+namespace detail {
+/// Calls f(half-spectrum index, |k| in h/Mpc) for every half-spectrum entry but the zero mode,
+/// serially, in index order; the one place where a mode's |k| is computed for the coefficients.
+template <class F>
+void for_each_nonzero_mode(const mesh::Grid& grid, const F& f) {
+  const int nzc = grid.complex_nz();
+  for (int i = 0; i < grid.n[0]; ++i)
+    for (int j = 0; j < grid.n[1]; ++j)
+      for (int kz = 0; kz < nzc; ++kz) {
+        if (i == 0 && j == 0 && kz == 0) continue;
+        const double kx = grid.wavenumber(0, i), ky = grid.wavenumber(1, j),
+                     kzv = grid.wavenumber(2, kz);
+        f(grid.complex_index(i, j, kz), std::sqrt(kx * kx + ky * ky + kzv * kzv));
+      }
+}
+}  // namespace detail
+
 /// Per-mode coefficients c_n = sqrt(P(|k_n|) N / V) on the half spectrum (Grid::complex_index
 /// order), c_0 = 0: delta_L,n = c_n w_n (docs/conventions.md, "Linear initial conditions").
 /// `power` maps k in h/Mpc to P in (Mpc/h)^3. Kept in double whatever the field precision: they
@@ -81,24 +98,17 @@ template <class Power,
           class = std::enable_if_t<std::is_invocable_r_v<double, const Power&, double>>>
 std::vector<double> mode_amplitudes(const mesh::Grid& grid, const Power& power) {
   grid.validate();
-  const int nzc = grid.complex_nz();
   const double n_over_v = double(grid.size()) / grid.volume();
   std::vector<double> c(grid.complex_size(), 0.0);
   // P is evaluated serially: user callables (and error reporting) need not be thread-safe.
-  for (int i = 0; i < grid.n[0]; ++i)
-    for (int j = 0; j < grid.n[1]; ++j)
-      for (int kz = 0; kz < nzc; ++kz) {
-        if (i == 0 && j == 0 && kz == 0) continue;
-        const double kx = grid.wavenumber(0, i), ky = grid.wavenumber(1, j),
-                     kzv = grid.wavenumber(2, kz);
-        const double k = std::sqrt(kx * kx + ky * ky + kzv * kzv);
-        const double p = power(k);
-        if (!std::isfinite(p) || !(p > 0.0)) {
-          throw InvalidArgument("linear field: P(k = " + format_number(k) + " h/Mpc) = " +
-                                format_number(p) + " (Mpc/h)^3 (must be finite and > 0)");
-        }
-        c[grid.complex_index(i, j, kz)] = std::sqrt(p * n_over_v);
-      }
+  detail::for_each_nonzero_mode(grid, [&](std::size_t index, double k) {
+    const double p = power(k);
+    if (!std::isfinite(p) || !(p > 0.0)) {
+      throw InvalidArgument("linear field: P(k = " + format_number(k) + " h/Mpc) = " +
+                            format_number(p) + " (Mpc/h)^3 (must be finite and > 0)");
+    }
+    c[index] = std::sqrt(p * n_over_v);
+  });
   return c;
 }
 
@@ -114,7 +124,7 @@ inline std::vector<double> mode_amplitudes(const mesh::Grid& grid,
 /// zero mode left out. Since c_n = sqrt(P(|k_n|) N / V) depends on |k_n| alone, dL/dtheta =
 /// sum over the pairs of bar * d sqrt(P(k) N / V)/dtheta: the power spectrum's derivatives are
 /// then needed once per distinct k (about 3 (n/2)^2 of them for an n^3 mesh), not per mode. k
-/// is computed exactly as mode_amplitudes does, so equal wavenumbers compare equal.
+/// comes from the same loop as in mode_amplitudes, so equal wavenumbers compare equal.
 inline std::vector<std::pair<double, double>> amplitude_adjoint_by_wavenumber(
     const mesh::Grid& grid, const std::vector<double>& amplitude_bar) {
   if (amplitude_bar.size() != grid.complex_size()) {
@@ -123,16 +133,8 @@ inline std::vector<std::pair<double, double>> amplitude_adjoint_by_wavenumber(
                           std::to_string(grid.complex_size()) + " modes");
   }
   std::map<double, double> by_k;
-  const int nzc = grid.complex_nz();
-  for (int i = 0; i < grid.n[0]; ++i)
-    for (int j = 0; j < grid.n[1]; ++j)
-      for (int kz = 0; kz < nzc; ++kz) {
-        if (i == 0 && j == 0 && kz == 0) continue;
-        const double kx = grid.wavenumber(0, i), ky = grid.wavenumber(1, j),
-                     kzv = grid.wavenumber(2, kz);
-        by_k[std::sqrt(kx * kx + ky * ky + kzv * kzv)] +=
-            amplitude_bar[grid.complex_index(i, j, kz)];
-      }
+  detail::for_each_nonzero_mode(
+      grid, [&](std::size_t index, double k) { by_k[k] += amplitude_bar[index]; });
   return {by_k.begin(), by_k.end()};
 }
 
