@@ -6,7 +6,9 @@
 //              [--fixed-amplitude] [--precision float|double] [--threads T]
 //              [--stepper fastpm|leapfrog] [--save-particles] [--save-density]
 //              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
-//               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]]
+//               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]
+//               [--loss-target FILE.fits... --noise-sigma S [--save-noise-gradient]
+//                [--adjoint store|reverse|checkpoint] [--checkpoint-every K]]]
 //              --out DIR
 //
 // Writes DIR/power.csv (k,P,P_lin,n_modes at a_end; P_lin is D1(a_end)^2 P_lin(k) averaged over
@@ -16,14 +18,31 @@
 // each source i = 0, 1, ... in the order given, DIR/kappa_<i>.fits (TAN WCS; ZSOURCE or NZFILE
 // and BIN in the header), DIR/kappa_<i>.npy, DIR/kappa_<i>.png and DIR/cl_<i>.csv
 // (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes: the map's binned C_ell and the Limber
-// theory averaged over the same modes). Every file is written to a temporary name and renamed when
-// complete. Progress goes to stderr; bad input prints one line "diffpm-sim: error: ..." and exits
-// with status 2.
+// theory averaged over the same modes).
+//
+// With --loss-target (one target map per source, in the order of the maps; each written by
+// diffpm-sim --lensing with the same field and pixels) and --noise-sigma S, the run is the
+// differentiable forward model (model/forward_model.hpp) on the white noise of --seed. It writes
+// the same files from the model's maps, prints the loss
+//   L = sum_sources sum_pixels (kappa - kappa_target)^2 / (2 S^2)
+// as one line "loss,<L>" on stdout, and writes DIR/gradient.csv (parameter,value,dL_dparameter:
+// one row per cosmological parameter except Omega_k, which the flat-sky lightcone does not
+// differentiate) and, with --save-noise-gradient, DIR/noise_gradient.npy (dL/dnoise, N x N x N on
+// the particle lattice, in the --precision's type). --adjoint picks how the gradient pass recovers
+// the trajectory (store, reverse or checkpoint: the same bits in each). Numbers in the CSV files
+// and on stdout have 17 significant digits. The discretisation does not depend on the
+// parameters (the planes' angular cells come from a fixed reference cosmology), so finite
+// differences of the loss over separate runs match the gradient.
+//
+// Every file is written to a temporary name and renamed when complete. Progress goes to stderr;
+// bad input prints one line "diffpm-sim: error: ..." and exits with status 2.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +56,7 @@
 #include "diffpm/lensing/lensing_simulation.hpp"
 #include "diffpm/lensing/limber.hpp"
 #include "diffpm/measure/power_spectrum.hpp"
+#include "diffpm/model/forward_model.hpp"
 #include "diffpm/nbody/simulation.hpp"
 
 namespace {
@@ -60,6 +80,16 @@ struct Options {
   diffpm::lensing::LensingConfig lens;
   std::vector<Source> sources;
   std::string lensing_flag;  ///< the first lensing flag seen, for "needs --lensing"
+  // The loss and its gradient (--loss-target).
+  std::vector<std::string> loss_targets;              ///< paths, one per source
+  std::vector<diffpm::lensing::Map<double>> targets;  ///< their maps, read and checked
+  std::optional<double> noise_sigma;
+  bool save_noise_gradient = false;
+  diffpm::nbody::AdjointMode adjoint = diffpm::nbody::AdjointMode::reverse;
+  std::string adjoint_name = "reverse";
+  int checkpoint_every = 8;
+  bool checkpoint_every_given = false;
+  std::string loss_flag;  ///< the first flag that needs --loss-target, for the message
   std::string precision = "float";
   std::string out;
   int threads = 0;
@@ -131,17 +161,36 @@ void print_help() {
       "  Writes, per source i: kappa_<i>.fits, kappa_<i>.npy, kappa_<i>.png and cl_<i>.csv\n"
       "  (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes).\n"
       "\n"
+      "Loss and gradient (needs --lensing; the differentiable model on the noise of --seed):\n"
+      "  --loss-target FILE.fits  target map of a source, written by diffpm-sim --lensing with\n"
+      "                     the same --fov and --pixels (and, if its header says, the same\n"
+      "                     source); repeatable: one per source, in the order of the maps.\n"
+      "                     Writes the same files as --lensing, prints \"loss,L\" on stdout,\n"
+      "                       L = sum_sources sum_pixels (kappa - target)^2 / (2 S^2),\n"
+      "                     and writes gradient.csv (parameter,value,dL_dparameter) with a row\n"
+      "                     per cosmological parameter except Omega_k: the lightcone is\n"
+      "                     flat-sky in a flat universe, so curvature is not differentiated\n"
+      "  --noise-sigma S    noise rms per pixel, S > 0 (required with --loss-target)\n"
+      "  --save-noise-gradient  also noise_gradient.npy: dL/dnoise on the N x N x N lattice\n"
+      "  --adjoint MODE     how the gradient pass gets the trajectory back: store (keeps every\n"
+      "                     step), reverse (runs the steps backwards, no memory per step) or\n"
+      "                     checkpoint (keeps every K-th step); the same result bits [%s]\n"
+      "  --checkpoint-every K  steps between checkpoints of --adjoint checkpoint [%d]\n"
+      "  Numbers are printed with 17 significant digits.\n"
+      "\n"
       "Output:\n"
       "  --out DIR          output directory, created if missing (required)\n"
       "  --save-particles   also DIR/particles_x.npy, DIR/particles_p.npy (N^3 x 3)\n"
       "  --save-density     also DIR/density.npy (M x M x M overdensity at a_end)\n"
+      "                     (--save-particles is not available with --loss-target)\n"
       "  -h, --help         print this help and exit\n"
       "\n"
       "Errors print one line on stderr and exit with status 2.\n",
       format_short(d.sim.box[0]).c_str(), d.sim.particles[0], d.sim.mesh[0], d.sim.steps,
       format_short(d.sim.a_start).c_str(), format_short(d.sim.a_end).c_str(), d.sim.lpt_order,
       static_cast<unsigned long long>(d.sim.seed), d.precision.c_str(),
-      format_short(d.lens.map.fov_deg).c_str(), d.lens.map.pixels, d.lens.planes);
+      format_short(d.lens.map.fov_deg).c_str(), d.lens.map.pixels, d.lens.planes,
+      d.adjoint_name.c_str(), d.checkpoint_every);
 }
 
 int parse_count(const std::string& flag, const std::string& text, int min) {
@@ -150,6 +199,73 @@ int parse_count(const std::string& flag, const std::string& text, int min) {
     throw UsageError(flag + " '" + text + "' must be an integer >= " + std::to_string(min));
   }
   return static_cast<int>(v);
+}
+
+/// Whether two values from a header and from the flags are the same, up to the rounding of a
+/// value that another program wrote (diffpm-sim's own 17-digit keys read back exactly).
+bool same_value(double a, double b) {
+  return std::fabs(a - b) <= 1e-9 * std::max(std::fabs(a), std::fabs(b));
+}
+
+/// Reads the target map of source i and checks that it is a map of the run's field, pixels and,
+/// if its header names one (ZSOURCE or NZFILE, as diffpm-sim writes them), source.
+diffpm::lensing::Map<double> read_target(const Options& o, std::size_t i) {
+  namespace fs = std::filesystem;
+  const std::string& path = o.loss_targets[i];
+  std::string what = "--loss-target '" + path + "'";
+  if (o.sources.size() > 1) what += " (source " + std::to_string(i) + ")";
+  diffpm::io::FitsMap<double> t;
+  try {
+    t = diffpm::io::read_fits<double>(path);
+  } catch (const std::exception& e) {
+    throw UsageError(what + ": " + library_message(e));
+  }
+  const auto& g = t.map.geometry;
+  const auto& run = o.lens.map;
+  if (g.pixels != run.pixels) {
+    throw UsageError(what + ": " + std::to_string(g.pixels) + " x " + std::to_string(g.pixels) +
+                     " pixels, the run makes " + std::to_string(run.pixels) + " x " +
+                     std::to_string(run.pixels) + " (--pixels)");
+  }
+  if (!same_value(g.fov_deg, run.fov_deg)) {
+    throw UsageError(what + ": field of view " + format_short(g.fov_deg) + " deg, the run's is " +
+                     format_short(run.fov_deg) + " deg (--fov)");
+  }
+  const auto& src = o.sources[i];
+  const std::string run_source =
+      src.nz_file.empty() ? "at z = " + format_short(src.distribution.source_redshift())
+                          : "the n(z) file '" + fs::path(src.nz_file).filename().string() + "'";
+  const std::string run_says = ", the run's source " + std::to_string(i) + " is " + run_source;
+  try {
+    if (const auto* key = t.find("ZSOURCE")) {
+      const double z = key->as_double();
+      if (!src.nz_file.empty() || !same_value(z, src.distribution.source_redshift())) {
+        throw UsageError(what + ": a map of sources at z = " + format_short(z) + " (ZSOURCE)" +
+                         run_says);
+      }
+    }
+    if (const auto* key = t.find("NZFILE")) {
+      const std::string& name = key->as_string();
+      if (src.nz_file.empty() || name != fs::path(src.nz_file).filename().string()) {
+        throw UsageError(what + ": a map of the n(z) file '" + name + "' (NZFILE)" + run_says);
+      }
+    }
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {  // a key of another type than diffpm-sim writes
+    throw UsageError(what + ": " + library_message(e));
+  }
+  for (std::size_t c = 0; c < t.map.data.size(); ++c) {
+    if (!std::isfinite(t.map.data[c])) {
+      throw UsageError(what + ": pixel (" + std::to_string(c % g.pixels) + ", " +
+                       std::to_string(c / g.pixels) + ") is " + format17(t.map.data[c]) +
+                       " (must be finite)");
+    }
+  }
+  // The run's geometry exactly, so that the adjoint maps match the model's.
+  diffpm::lensing::Map<double> m(run);
+  m.data.assign(t.map.data.begin(), t.map.data.end());
+  return m;
 }
 
 Options parse_arguments(int argc, char** argv) {
@@ -175,6 +291,11 @@ Options parse_arguments(int argc, char** argv) {
     }
     if (flag == "--lensing") {
       o.lensing = true;
+      continue;
+    }
+    if (flag == "--save-noise-gradient") {
+      o.save_noise_gradient = true;
+      if (o.loss_flag.empty()) o.loss_flag = flag;
       continue;
     }
     if (flag == "--random-shifts" || flag == "--random-orientations") {
@@ -266,6 +387,34 @@ Options parse_arguments(int argc, char** argv) {
           throw UsageError("--nz '" + t + "': " + library_message(e));
         }
       }
+    } else if (flag == "--loss-target") {
+      const std::string t = value();
+      if (t.empty()) throw UsageError("--loss-target '' is empty");
+      o.loss_targets.push_back(t);
+    } else if (flag == "--noise-sigma" || flag == "--adjoint" || flag == "--checkpoint-every") {
+      if (o.loss_flag.empty()) o.loss_flag = flag;
+      const std::string t = value();
+      if (flag == "--noise-sigma") {
+        const double sigma = parse_number(flag, t);
+        if (!(sigma > 0)) {
+          throw UsageError("--noise-sigma '" + t + "' must be > 0 (the noise rms per pixel)");
+        }
+        o.noise_sigma = sigma;
+      } else if (flag == "--adjoint") {
+        if (t == "store") {
+          o.adjoint = diffpm::nbody::AdjointMode::store;
+        } else if (t == "reverse") {
+          o.adjoint = diffpm::nbody::AdjointMode::reverse;
+        } else if (t == "checkpoint") {
+          o.adjoint = diffpm::nbody::AdjointMode::checkpoint;
+        } else {
+          throw UsageError("--adjoint '" + t + "' must be store, reverse or checkpoint");
+        }
+        o.adjoint_name = t;
+      } else {
+        o.checkpoint_every = parse_count(flag, t, 1);
+        o.checkpoint_every_given = true;
+      }
     } else if (flag == "--out") {
       o.out = value();
       if (o.out.empty()) throw UsageError("--out '' is empty");
@@ -288,6 +437,11 @@ Options parse_arguments(int argc, char** argv) {
   } catch (const std::exception& e) {
     throw UsageError(library_message(e));
   }
+  const bool loss = !o.loss_targets.empty();
+  if (!loss && !o.loss_flag.empty()) throw UsageError(o.loss_flag + " needs --loss-target");
+  if (loss && !o.lensing) {
+    throw UsageError("--loss-target needs --lensing (the loss compares convergence maps)");
+  }
   if (!o.lensing && !o.lensing_flag.empty()) {
     throw UsageError(o.lensing_flag + " needs --lensing");
   }
@@ -303,6 +457,25 @@ Options parse_arguments(int argc, char** argv) {
     } catch (const std::exception& e) {
       throw UsageError(library_message(e));
     }
+  }
+  if (loss) {
+    if (!o.noise_sigma) {
+      throw UsageError("--loss-target needs --noise-sigma S (the noise rms per pixel)");
+    }
+    if (o.loss_targets.size() != o.sources.size()) {
+      throw UsageError(std::to_string(o.loss_targets.size()) + " --loss-target map(s) for " +
+                       std::to_string(o.sources.size()) +
+                       " source(s): give one per source, in the order of the maps");
+    }
+    if (o.checkpoint_every_given && o.adjoint != diffpm::nbody::AdjointMode::checkpoint) {
+      throw UsageError("--checkpoint-every needs --adjoint checkpoint");
+    }
+    if (o.save_particles) {
+      throw UsageError(
+          "--save-particles is not available with --loss-target (the model does not return "
+          "its particles; --save-density is)");
+    }
+    for (std::size_t i = 0; i < o.loss_targets.size(); ++i) o.targets.push_back(read_target(o, i));
   }
   return o;
 }
@@ -349,10 +522,11 @@ std::vector<double> binned_limber(const dc::Cosmology<double>& cosmo,
   });
 }
 
-/// Writes the maps of a lensing run and their power spectra (see the file comment).
+/// Writes the maps of a lensing run, one per source, and their power spectra (see the file
+/// comment).
 template <class T, class Say>
 void write_lensing(const Options& o, const dc::Cosmology<double>& cosmo,
-                   const diffpm::lensing::LensingResult<T>& lr, const Say& say) {
+                   const std::vector<diffpm::lensing::Map<T>>& kappa, const Say& say) {
   namespace fs = std::filesystem;
   namespace dl = diffpm::lensing;
   const auto& map = o.lens.map;
@@ -360,7 +534,7 @@ void write_lensing(const Options& o, const dc::Cosmology<double>& cosmo,
   // range, empty bins (at the lowest ells of small maps) left out of the file.
   const int n_bins = std::clamp(int(std::ceil(4.0 * std::log2(map.pixels / 2.0))), 1, 40);
   const auto edges = dl::log_ell_edges(dl::ell_fundamental(map), dl::ell_nyquist(map), n_bins);
-  for (std::size_t i = 0; i < lr.kappa.size(); ++i) {
+  for (std::size_t i = 0; i < kappa.size(); ++i) {
     const auto& src = o.sources[i];
     const std::string stem = (fs::path(o.out) / ("kappa_" + std::to_string(i))).string();
     std::vector<diffpm::io::FitsKey> keys = {
@@ -373,14 +547,14 @@ void write_lensing(const Options& o, const dc::Cosmology<double>& cosmo,
     } else {
       keys.push_back({"NZFILE", fs::path(src.nz_file).filename().string(), "n(z) file"});
     }
-    diffpm::io::write_fits(stem + ".fits", lr.kappa[i], keys);
+    diffpm::io::write_fits(stem + ".fits", kappa[i], keys);
     const std::vector<std::size_t> shape = {std::size_t(map.pixels), std::size_t(map.pixels)};
-    diffpm::io::write_npy(stem + ".npy", lr.kappa[i].data.data(), shape);
+    diffpm::io::write_npy(stem + ".npy", kappa[i].data.data(), shape);
     diffpm::io::PngOptions png;
     png.upscale = std::clamp(256 / map.pixels, 1, 16);
-    diffpm::io::write_png(stem + ".png", lr.kappa[i], png);
+    diffpm::io::write_png(stem + ".png", kappa[i], png);
 
-    const auto ps = dl::angular_power_spectrum(lr.kappa[i], edges);
+    const auto ps = dl::angular_power_spectrum(kappa[i], edges);
     const dl::LensingEfficiency<double> q(cosmo, src.distribution);
     const auto lin = binned_limber(cosmo, q, map, edges, dl::NonlinearModel::linear);
     const auto hf = binned_limber(cosmo, q, map, edges, dl::NonlinearModel::halofit);
@@ -394,6 +568,86 @@ void write_lensing(const Options& o, const dc::Cosmology<double>& cosmo,
       }
     });
     say("wrote " + stem + ".{fits,npy,png} and " + cl_path);
+  }
+}
+
+/// The model of a --loss-target run: the simulation, cosmology and lightcone of the flags, the
+/// final density for power.csv, and the adjoint mode.
+diffpm::model::ModelConfig model_config(const Options& o, const SimulationConfig& sim,
+                                        const dc::CosmologyOptions& cosmology) {
+  diffpm::model::ModelConfig c;
+  c.simulation = sim;
+  c.cosmology = cosmology;
+  diffpm::model::LensingSetup lensing;
+  lensing.config = o.lens;
+  for (const auto& src : o.sources) lensing.sources.push_back(src.distribution);
+  c.lensing = std::move(lensing);
+  c.final_density = true;
+  c.adjoint = o.adjoint;
+  c.checkpoint_every = std::size_t(o.checkpoint_every);
+  return c;
+}
+
+/// The loss of the model's maps against the targets, its gradient, DIR/gradient.csv (last, so
+/// that it exists only if everything else was written), DIR/noise_gradient.npy, and the line
+/// "loss,<L>" on stdout.
+template <class T, class Say>
+void write_gradient(const Options& o, diffpm::model::ForwardModel<T>& model,
+                    const diffpm::model::ModelOutput<T>& out, const Say& say) {
+  namespace fs = std::filesystem;
+  const double sigma = *o.noise_sigma, inv_var = 1.0 / (sigma * sigma);
+  // L = sum (kappa - t)^2 / (2 S^2), accumulated in long double; dL/dkappa = (kappa - t) / S^2.
+  long double sum = 0.0L;
+  std::vector<diffpm::lensing::Map<T>> kappa_bar;
+  for (std::size_t s = 0; s < out.kappa.size(); ++s) {
+    diffpm::lensing::Map<T> bar(o.lens.map);
+    for (std::size_t c = 0; c < bar.data.size(); ++c) {
+      const double d = double(out.kappa[s].data[c]) - o.targets[s].data[c];
+      sum += static_cast<long double>(d) * d;
+      bar.data[c] = static_cast<T>(d * inv_var);
+    }
+    kappa_bar.push_back(std::move(bar));
+  }
+  const double loss = double(sum / (2.0L * sigma * sigma));
+  if (!std::isfinite(loss)) {
+    throw diffpm::InvalidArgument("the loss is " + format17(loss) + " (--noise-sigma " +
+                                  format_short(sigma) + " too small for these maps?)");
+  }
+
+  say("gradient pass (--adjoint " + o.adjoint_name + ")");
+  // The loss does not see the final density (computed for power.csv): no density adjoint.
+  const auto g = model.gradient(kappa_bar);
+  for (int p = 0; p < dc::n_parameters; ++p) {
+    if (dc::Parameter(p) != dc::Parameter::Omega_k && !std::isfinite(g.parameters[p])) {
+      throw diffpm::InvalidArgument("dL/d" + std::string(dc::parameter_names[p]) + " is " +
+                                    format17(g.parameters[p]) + " (--noise-sigma " +
+                                    format_short(sigma) + " too small for --precision " +
+                                    o.precision + "?)");
+    }
+  }
+
+  if (o.save_noise_gradient) {
+    const auto& n = g.noise.grid.n;
+    const std::vector<std::size_t> shape = {std::size_t(n[0]), std::size_t(n[1]),
+                                            std::size_t(n[2])};
+    const std::string path = (fs::path(o.out) / "noise_gradient.npy").string();
+    diffpm::io::write_npy(path, g.noise.data.data(), shape);
+    say("wrote " + path);
+  }
+  const std::string path = (fs::path(o.out) / "gradient.csv").string();
+  diffpm::io::write_atomically(path, [&](std::ofstream& csv) {
+    csv << "parameter,value,dL_dparameter\n";
+    for (int p = 0; p < dc::n_parameters; ++p) {
+      // Omega_k: the lightcone is flat-sky in a flat universe, the model does not differentiate
+      // curvature (its entry is NaN).
+      if (dc::Parameter(p) == dc::Parameter::Omega_k) continue;
+      csv << dc::parameter_names[p] << ',' << format17(o.cosmology.params[dc::Parameter(p)]) << ','
+          << format17(g.parameters[p]) << '\n';
+    }
+  });
+  say("wrote " + path);
+  if (std::printf("loss,%s\n", format17(loss).c_str()) < 0 || std::fflush(stdout) != 0) {
+    throw diffpm::IoError("cannot write the loss to stdout");
   }
 }
 
@@ -413,34 +667,54 @@ void run(const Options& o) {
   if (!fs::is_directory(o.out))
     throw UsageError("--out '" + o.out + "' is not a directory and cannot be created");
 
-  const dc::Cosmology<double> cosmo(o.cosmology.params, o.cosmology.options());
+  const bool loss = !o.targets.empty();
+  const dc::CosmologyOptions cosmology_options = o.cosmology.options();
+  const dc::Cosmology<double> cosmo(o.cosmology.params, cosmology_options);
   auto cfg = o.sim;
   cfg.threads = o.threads;
   say("diffpm-sim: " + std::to_string(cfg.particles[0]) + "^3 particles, " +
       std::to_string(cfg.mesh[0]) + "^3 mesh, box " + format_short(cfg.box[0]) + " Mpc/h, " +
       std::to_string(cfg.steps) + " steps, " + o.precision + ", " +
       std::to_string(diffpm::max_threads()) + " threads");
-  diffpm::nbody::SimulationResult<T> r;
   if (o.lensing) {
-    std::vector<diffpm::lensing::SourceDistribution> sources;
-    for (const auto& src : o.sources) sources.push_back(src.distribution);
     say("lightcone: " + std::to_string(o.lens.planes) + " planes, " +
         std::to_string(o.lens.map.pixels) + "^2 pixels on " + format_short(o.lens.map.fov_deg) +
-        " deg, " + std::to_string(sources.size()) + " source(s)");
+        " deg, " + std::to_string(o.sources.size()) + " source(s)");
+  }
+  const diffpm::mesh::Grid grid(cfg.mesh, cfg.box);
+  diffpm::nbody::SimulationResult<T> r;  // the particles at a_end (not in loss mode)
+  diffpm::mesh::RealField<T> delta;      // the overdensity at a_end on the force mesh
+  std::unique_ptr<diffpm::model::ForwardModel<T>> model;
+  const diffpm::model::ModelOutput<T>* model_out = nullptr;
+  if (loss) {
+    // A gradient run replaces whatever gradient an earlier run left here, and must not leave one
+    // beside maps it did not make if it fails.
+    fs::remove(fs::path(o.out) / "gradient.csv", ec);
+    fs::remove(fs::path(o.out) / "noise_gradient.npy", ec);
+    model =
+        std::make_unique<diffpm::model::ForwardModel<T>>(model_config(o, cfg, cosmology_options));
+    say("differentiable model: white noise of seed " + std::to_string(cfg.seed) + ", forward run");
+    model_out = &model->forward(o.cosmology.params, model->white_noise(cfg.seed));
+    write_lensing(o, cosmo, model_out->kappa, say);
+    delta = model_out->density;
+  } else if (o.lensing) {
+    std::vector<diffpm::lensing::SourceDistribution> sources;
+    for (const auto& src : o.sources) sources.push_back(src.distribution);
     auto lr = diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, o.lens, sources, say);
-    write_lensing(o, cosmo, lr, say);
+    write_lensing(o, cosmo, lr.kappa, say);
     r = std::move(lr.simulation);
   } else {
     r = diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
   }
+  if (!loss) {
+    delta = diffpm::mesh::RealField<T>(grid);
+    diffpm::particles::paint_cic(r.state.x, delta);
+    const T norm = T(double(grid.size()) / double(r.state.x.size()));
+    for (auto& v : delta.data) v = v * norm - T(1);
+  }
 
   say("measuring the power spectrum");
-  const diffpm::mesh::Grid grid(cfg.mesh, cfg.box);
   diffpm::FftPlan<T> plan(grid, o.threads > 0 ? o.threads : diffpm::max_threads());
-  diffpm::mesh::RealField<T> delta(grid);
-  diffpm::particles::paint_cic(r.state.x, delta);
-  const T norm = T(double(grid.size()) / double(r.state.x.size()));
-  for (auto& v : delta.data) v = v * norm - T(1);
   diffpm::measure::PowerSpectrumOptions po;
   // CIC window divided out; no shot noise subtracted: particles that start on a lattice carry
   // far less than the Poisson V/N_p on large scales (subtracting it took 16% off P at
@@ -473,6 +747,7 @@ void run(const Options& o) {
     diffpm::io::write_npy((fs::path(o.out) / "density.npy").string(), delta.data.data(), shape);
     say("wrote density.npy");
   }
+  if (loss) write_gradient(o, *model, *model_out, say);
   say("done");
 }
 

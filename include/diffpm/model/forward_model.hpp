@@ -53,6 +53,11 @@ struct ModelConfig {
   bool final_density = false;             ///< the overdensity at a_end on the force mesh
   nbody::AdjointMode adjoint = nbody::AdjointMode::reverse;
   std::size_t checkpoint_every = 8;  ///< steps per checkpoint (AdjointMode::checkpoint)
+  /// The cosmology whose plane distances choose the lightcone planes' angular grids
+  /// (PlaneGrid::covering(map, cell, chi_i)): a discretisation, fixed whatever the parameters
+  /// of a run, so that the model is one smooth function of them in every process and finite
+  /// differences across runs see what the gradient sees. Default: Planck 2018.
+  cosmology::Parameters<double> plane_grid_cosmology{};
 
   /// Throws InvalidArgument naming the setting for an inconsistent configuration.
   void validate() const {
@@ -116,11 +121,11 @@ struct ModelGradient {
 /// 2^-64 of the box, is not differentiated; finite differences of the model agree to 1e-4 and
 /// better, tests/model/test_forward_model.cpp).
 ///
-/// Discretisation held fixed between forward runs of one model, so that the map is a smooth
-/// function of theta and finite differences see what the gradient sees: the time steps, the
-/// number of planes, and the planes' angular grids, which are chosen from the first forward
-/// run's chi_i (PlaneGrid::covering) and kept. Planes move with theta (chi_i = (i+1) chi_max /
-/// (K+1), a_i = a(chi_i)); the gradient follows them.
+/// Discretisation that does not depend on theta, so that the map is a smooth function of it
+/// and finite differences see what the gradient sees: the time steps, the number of planes, and
+/// the planes' angular grids, chosen from ModelConfig::plane_grid_cosmology's plane distances
+/// (PlaneGrid::covering). Planes move with theta (chi_i = (i+1) chi_max / (K+1), a_i =
+/// a(chi_i)); the gradient follows them.
 template <class T>
 class ForwardModel {
  public:
@@ -356,18 +361,28 @@ class ForwardModel {
       weights_dual_.push_back(lensing::born_weights(
           Om_dual, shells_dual_, [&](const Dual& chi) { return q_dual_[s](chi); }));
     }
-    if (plane_grids_.empty()) {  // fixed at the first forward run (see the class comment)
-      const auto& sim = cfg_.simulation;
-      const double cell =
-          L.config.plane_cell > 0.0 ? L.config.plane_cell : sim.box[1] / sim.mesh[1];
-      for (double chi : shells_.chi)
-        plane_grids_.push_back(lensing::PlaneGrid::covering(L.config.map, cell, chi));
-    }
+    if (plane_grids_.empty()) plane_grids_ = reference_plane_grids();
     cone_ = std::make_unique<lensing::Lightcone<T>>(
         shells_,
         lensing::Replicas::centred(cfg_.simulation.box, L.config.random_shifts, L.config.shift_seed,
                                    L.config.random_orientations),
         plane_grids_, L.config.map, std::move(weights));
+  }
+
+  /// The planes' angular grids, from plane_grid_cosmology's shells (see ModelConfig).
+  std::vector<lensing::PlaneGrid> reference_plane_grids() const {
+    const auto& L = *cfg_.lensing;
+    const cosmology::Cosmology<double> ref(cfg_.plane_grid_cosmology, cfg_.cosmology);
+    double chi_max = 0.0;
+    for (const auto& src : L.sources)
+      chi_max = std::max(chi_max, lensing::LensingEfficiency<double>(ref, src).chi_max());
+    const auto shells = lensing::Shells<double>::make(ref.background(), chi_max, L.config.planes);
+    const auto& sim = cfg_.simulation;
+    const double cell = L.config.plane_cell > 0.0 ? L.config.plane_cell : sim.box[1] / sim.mesh[1];
+    std::vector<lensing::PlaneGrid> grids;
+    for (double chi : shells.chi)
+      grids.push_back(lensing::PlaneGrid::covering(L.config.map, cell, chi));
+    return grids;
   }
 
   /// The dual a_i of the plane painted at a (a is one of shells_.a, exactly).
@@ -400,6 +415,7 @@ class ForwardModel {
   // ---- reverse functions, in the reverse of the order they were recorded ----
 
   void reverse_final_density() {
+    if (!density_bar_) return;  // a loss on the maps only
     particles::Positions<T> x;
     state_.positions(x);  // the final state: this runs first
     T weight_bar = 0;
