@@ -48,6 +48,7 @@
 #include "diffpm/lensing/shells.hpp"
 #include "diffpm/measure/power_spectrum.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/finite_difference.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/mesh/grid.hpp"
 #include "diffpm/model/forward_model.hpp"

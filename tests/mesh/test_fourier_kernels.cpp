@@ -10,6 +10,7 @@
 
 #include "diffpm/backend/cpu/fft.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
+#include "support/mesh_fields.hpp"
 
 namespace {
 
@@ -54,32 +55,9 @@ struct Tolerance<float> {
   static constexpr double stencil = 1e-5;
 };
 
-template <class T>
-RealField<T> random_field(const Grid& g, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  RealField<T> f(g);
-  for (auto& v : f.data) v = static_cast<T>(normal(rng));
-  return f;
-}
-
-template <class T>
-double dot(const RealField<T>& a, const RealField<T>& b) {
-  double s = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += double(a.data[i]) * double(b.data[i]);
-  return s;
-}
-
-/// max |a - b| / max |b|
-template <class T>
-double max_relative(const RealField<T>& a, const std::vector<double>& b) {
-  double err = 0.0, scale = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    err = std::max(err, std::abs(double(a.data[i]) - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return err / scale;
-}
+using diffpm::test::dot;
+using diffpm::test::max_relative;
+using diffpm::test::random_field;
 
 template <class T>
 using KernelFn = std::function<void(ComplexField<T>&)>;
@@ -205,6 +183,40 @@ TEMPLATE_TEST_CASE("force of a plane wave is the analytic -grad phi, lap phi = 3
         CHECK(err < Tolerance<T>::analytic);
       }
     }
+  }
+
+  SECTION("the potential kernel is -3/2 Om S L^{-1}, and the force kernel is -grad of it") {
+    // phi = -(3/2 Om) S(k) delta / |k|_L^2 from the separate inverse Laplacian and smoothing;
+    // F_d = -D_d phi is the fused force kernel (PmForce's real-space path relies on it).
+    for (const auto lap : laplacians)
+      for (const auto grad : gradients) {
+        const ForceKernelOptions options{lap, grad, 2.0};
+        INFO(name(lap) << ", " << name(grad));
+        const RealField<T> phi = apply_real<T>(plan, delta, [&](ComplexField<T>& f) {
+          diffpm::mesh::apply_potential_kernel(f, options, omega_m, scale, f);
+        });
+        const RealField<T> composed = apply_real<T>(plan, delta, [&](ComplexField<T>& f) {
+          diffpm::mesh::apply_inverse_laplacian(f, lap, 1.5 * omega_m, f);
+          diffpm::mesh::apply_smoothing(f, 2.0, scale, f);
+        });
+        {
+          const double err = max_relative(phi, diffpm::test::to_double(composed));
+          INFO("potential: max relative error " << err);
+          CHECK(err < Tolerance<T>::analytic);
+        }
+        for (int d = 0; d < 3; ++d) {
+          const RealField<T> fused = apply_real<T>(plan, delta, [&](ComplexField<T>& f) {
+            diffpm::mesh::apply_force_kernel(f, d, options, omega_m, scale, f);
+          });
+          const RealField<T> minus_grad = apply_real<T>(plan, delta, [&](ComplexField<T>& f) {
+            diffpm::mesh::apply_potential_kernel(f, options, omega_m, 1.0, f);
+            diffpm::mesh::apply_gradient(f, d, grad, -scale, f);
+          });
+          const double err = max_relative(minus_grad, diffpm::test::to_double(fused));
+          INFO("force, axis " << d << ": max relative error " << err);
+          CHECK(err < Tolerance<T>::analytic);
+        }
+      }
   }
 
   SECTION("inverse Laplacian and smoothing alone") {
@@ -372,6 +384,13 @@ TEMPLATE_TEST_CASE("every kernel's adjoint passes the dot-product test <R v, w> 
     check_pair(
         "smoothing", [&](ComplexField<T>& f) { apply_smoothing(f, 8.0, s, f); },
         [&](ComplexField<T>& f) { apply_smoothing_adjoint(f, 8.0, s, f); });
+    for (const auto lap : laplacians) {
+      const ForceKernelOptions o{lap, GradientKernel::finite_difference_4, 5.0};
+      check_pair(
+          std::string("potential, ") + name(lap),
+          [&](ComplexField<T>& f) { apply_potential_kernel(f, o, 0.31, s, f); },
+          [&](ComplexField<T>& f) { apply_potential_kernel_adjoint(f, o, 0.31, s, f); });
+    }
     for (const auto grad : gradients)
       for (int d = 0; d < 3; ++d) {
         check_pair(
@@ -478,6 +497,14 @@ TEST_CASE("force kernels reject bad input, naming the value", "[mesh][fourier_ke
       "r_s = -1");
   check_message([&] { apply_smoothing(in, std::nan(""), s, out); }, "r_s = nan");
   check_message([&] { apply_force_kernel(in, 0, ok, -0.3, s, out); }, "Omega_m = -0.3");
+  check_message([&] { apply_potential_kernel(in, ok, -0.3, s, out); }, "Omega_m = -0.3");
+  check_message([&] { apply_potential_kernel(in, ok, 0.3, s, other); }, "differs");
+  check_message(
+      [&] {
+        apply_potential_kernel(in, ForceKernelOptions{{}, {}, -1.0}, 0.3, s, out);
+      },
+      "r_s = -1");
+  check_message([&] { apply_potential_kernel_adjoint(in, ok, 0.3, NAN, out); }, "scale = nan");
   check_message([&] { apply_force_kernel_adjoint(in, 0, ok, std::nan(""), s, out); },
                 "Omega_m = nan");
   check_message([&] { apply_gradient(in, 0, GradientKernel::exact, INFINITY, out); },

@@ -72,6 +72,11 @@ struct ForceKernelOptions {
   GradientKernel gradient = GradientKernel::finite_difference_4;
   /// r_s in Mpc/h of the long-range Gaussian filter exp(-k^2 r_s^2); 0 turns it off.
   double smoothing_scale = 0.0;
+  /// For nbody::PmForce: apply a finite-difference gradient in real space to the potential
+  /// (one c2r per force, mesh/finite_difference.hpp) rather than in Fourier space to each
+  /// component (three c2r). The same operator up to rounding; the exact gradient is always
+  /// applied in Fourier space.
+  bool real_space_gradient = true;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -389,6 +394,40 @@ void apply_force_kernel_adjoint(const ComplexField<T>& force_bar_k, int axis,
   detail::check_scale(scale, what);
   detail::force_kernel_loop(force_bar_k, axis, options, 1.5 * omega_m * scale, true, delta_bar_k,
                             mode, what);
+}
+
+/// phi_k = scale phi_k(delta): the potential of lap phi = 3/2 Omega_m delta with the long-range
+/// smoothing, phi_k = -(3/2 Omega_m) S(k) delta_k / |k|_L^2 (0 for the zero mode), so that the
+/// force is F_d = -D_d phi with D_d the gradient (here or in real space,
+/// mesh/finite_difference.hpp: apply_force_kernel is i g_d times minus this). The kernel is real:
+/// self-adjoint (apply_potential_kernel_adjoint). `phi_k` may be `delta_k` (in place).
+template <class T>
+void apply_potential_kernel(const ComplexField<T>& delta_k, const ForceKernelOptions& options,
+                            double omega_m, double scale, ComplexField<T>& phi_k,
+                            OutputMode mode = OutputMode::overwrite) {
+  const char* what = "potential kernel";
+  detail::check_kernel_fields(delta_k, phi_k, what);
+  detail::check_omega_m(omega_m, what);
+  detail::check_scale(scale, what);
+  detail::check_kinds(options.laplacian, GradientKernel::exact, what);
+  detail::check_smoothing_scale(options.smoothing_scale, what);
+  const detail::AxisTables t =
+      detail::make_axis_tables(delta_k.grid, options.laplacian, options.smoothing_scale, -1, {});
+  const double coefficient = 1.5 * omega_m * scale;
+  detail::multiply_by_kernel<false>(delta_k, phi_k, mode, [&](int i, int j, int kz) {
+    const double lap = t.laplacian[0][i] + t.laplacian[1][j] + t.laplacian[2][kz];
+    const double smooth = t.smoothing[0][i] * t.smoothing[1][j] * t.smoothing[2][kz];
+    return coefficient * smooth * inverse_laplacian_symbol(lap);
+  });
+}
+
+/// The transpose of apply_potential_kernel: the same real kernel.
+template <class T>
+void apply_potential_kernel_adjoint(const ComplexField<T>& phi_bar_k,
+                                    const ForceKernelOptions& options, double omega_m, double scale,
+                                    ComplexField<T>& delta_bar_k,
+                                    OutputMode mode = OutputMode::overwrite) {
+  apply_potential_kernel(phi_bar_k, options, omega_m, scale, delta_bar_k, mode);
 }
 
 /// dF_axis/dOmega_m (times scale) from delta_k. The force is linear in Omega_m, so this is the
