@@ -140,8 +140,8 @@ TEMPLATE_TEST_CASE("the fixed-point trajectory is the floating-point KDK traject
   INFO("max |dx| = " << dx << " Mpc/h, max |dp| / p_rms = " << dp / p_rms);
   // The two differ by the rounding of the state each step (2^-40 of the initial largest
   // momentum, 2^-64 of the box) against the rounding of T arithmetic, amplified by the
-  // trajectories' sensitivity over 10 steps. Measured: double 1.0e-11 Mpc/h and 9e-12 p_rms;
-  // float 5.1e-5 Mpc/h and 3.3e-5 p_rms (float positions in a 128 Mpc/h box carry 8e-6 Mpc/h
+  // trajectories' sensitivity over 10 steps. Measured: double 9.8e-12 Mpc/h and 9.3e-12 p_rms;
+  // float 5.0e-5 Mpc/h and 3.2e-5 p_rms (float positions in a 128 Mpc/h box carry 8e-6 Mpc/h
   // each). Bounds with a margin of 10-20; a wrong factor or sign in a kick or drift would show
   // as differences of order the displacements themselves (~1 Mpc/h).
   const double tol_x = std::is_same_v<T, float> ? 1e-3 : 1e-10;

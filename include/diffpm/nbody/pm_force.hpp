@@ -11,6 +11,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/finite_difference.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/particles/cic.hpp"
 
@@ -26,11 +27,16 @@ struct ForceTimings {
 /// F = -grad phi with lap phi = 3/2 Omega_m delta at each particle (PHYSICS.md; FastPM's
 /// force), on a periodic mesh:
 ///   counts = paint_CIC(x),  delta_k = (N_cells / N_p) r2c(counts)  (the mean drops out at k = 0),
-///   F_d,k = i G_d(k) S(k) (3/2 Omega_m) delta_k / |k|_L^2     (mesh/fourier_kernels.hpp),
-///   F_d(x_p) = readout_CIC(c2r(F_d,k) / N_cells)(x_p),
-/// with the gradient G, Laplacian L and smoothing S chosen in `kernel`. One r2c and three c2r
-/// transforms per call; the three force components pass through one real mesh in turn, so the
-/// memory is one real and two half-complex meshes whatever the number of particles.
+///   phi_k = -S(k) (3/2 Omega_m) delta_k / |k|_L^2          (mesh/fourier_kernels.hpp),
+///   F_d = -D_d phi on the mesh,  F_d(x_p) = readout_CIC(F_d)(x_p),
+/// with the gradient D, Laplacian L and smoothing S chosen in `kernel`. A finite-difference
+/// gradient (the default) is applied in real space (mesh/finite_difference.hpp; unless
+/// kernel.real_space_gradient is false): one r2c and one c2r per call, and the memory is one
+/// half-complex and two real meshes (phi and one force component at a time). The exact
+/// gradient i k needs the spectrum: F_d,k = i g_d S (3/2 Omega_m) delta_k / |k|_L^2, one r2c
+/// and three c2r, one real and two half-complex meshes. Both forms are the same operator up to
+/// rounding (tests/nbody/test_pm_force.cpp); in real space each component costs a stencil
+/// pass (~1/5 of an FFT) instead of an FFT.
 ///
 /// Each particle has mass 1 / N_p of the box (its mean density is 1), where N_p is the number
 /// of particles the mean density is made of: by default those passed in, or a fixed count set
@@ -43,9 +49,15 @@ class PmForce {
       : plan_(grid, threads),
         kernel_(kernel),
         mean_count_(mean_count),
+        stencil_(kernel.real_space_gradient && mesh::has_real_space_stencil(kernel.gradient)),
         real_(grid),
-        k_(grid),
-        work_k_(grid) {}
+        k_(grid) {
+    if (stencil_) {
+      scratch_ = mesh::RealField<T>(grid);
+    } else {
+      work_k_ = mesh::ComplexField<T>(grid);
+    }
+  }
 
   const mesh::Grid& grid() const { return plan_.grid(); }
   const FftPlan<T>& plan() const { return plan_; }
@@ -55,12 +67,13 @@ class PmForce {
   void operator()(const particles::Positions<T>& x, double Omega_m, particles::Positions<T>& F) {
     check_omega(Omega_m);
     density_spectrum(x);
+    prepare_force_meshes(Omega_m);
     F.assign(x.size(), {T(0), T(0), T(0)});
     std::vector<T> component;
     for (int d = 0; d < 3; ++d) {
-      force_mesh(d, Omega_m);
+      const mesh::RealField<T>& F_d = force_mesh(d, Omega_m);
       auto t0 = clock::now();
-      particles::readout_cic(real_, x, component);
+      particles::readout_cic(F_d, x, component);
       const std::ptrdiff_t n = std::ptrdiff_t(x.size());
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t p = 0; p < n; ++p) F[p][d] = component[p];
@@ -76,9 +89,13 @@ class PmForce {
   /// into one density adjoint, and read its gradient at x_p (paint^T with respect to x).
   /// The forward meshes are recomputed here, so nothing is stored between the two passes, and
   /// the adjoint needs no mesh beyond the force's own: term (2) does not need the force meshes,
-  /// so it runs after term (1) and sums its spectrum where the density spectrum was. Cost: 8
-  /// FFTs (the force's 4, three r2c of the painted components and one c2r), one fused
-  /// readout-and-gradient pass per component, three weighted paints and one paint adjoint.
+  /// so it runs after term (1) in the same fields. With a finite-difference gradient, term (2)
+  /// is delta_bar = phi-kernel(sum_d D_d paint(F_bar_d)) ((-D_d)^T = D_d and the potential
+  /// kernel is real), the stencils applied in real space and summed before one r2c: 4 FFTs in
+  /// all (the force's r2c and c2r, then one r2c and one c2r), three stencil passes for the force
+  /// and three for the adjoint. With the exact gradient it applies the transposed Fourier kernel
+  /// to each painted component: 8 FFTs (the force's 4, three r2c and one c2r). Both make one
+  /// fused readout-and-gradient pass per component, three weighted paints and one paint adjoint.
   double adjoint(const particles::Positions<T>& x, double Omega_m,
                  const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar) {
     return adjoint_impl(x, Omega_m, F_bar, x_bar, nullptr);
@@ -110,6 +127,7 @@ class PmForce {
                             " entries for " + std::to_string(x.size()) + " particles");
     }
     density_spectrum(x);  // k_ keeps the counts spectrum: force_mesh() only reads it
+    prepare_force_meshes(Omega_m);
     double omega_bar = 0.0;
     const std::ptrdiff_t n = std::ptrdiff_t(x.size());
     const auto g = particles::detail::cic_geometry<T>(grid());
@@ -118,9 +136,8 @@ class PmForce {
     // cic_stencil's, summed in the same order: bit for bit readout_cic's, which reversibility
     // needs and test_pm_force checks).
     for (int d = 0; d < 3; ++d) {
-      force_mesh(d, Omega_m);  // real_ = F_d mesh
+      const T* m = force_mesh(d, Omega_m).data.data();
       const auto t0 = clock::now();
-      const T* m = real_.data.data();
       double dot = 0.0;
       DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
       for (std::ptrdiff_t p = 0; p < n; ++p) {
@@ -135,22 +152,44 @@ class PmForce {
       timings.readout += seconds_since(t0);
     }
     // (2) through the mesh: readout^T (paint of F_bar_d), then the transposed kernel, summed over
-    // d into k_, which the force meshes no longer need: no extra mesh is allocated.
+    // d into k_; the force meshes are no longer needed, so no extra mesh is allocated.
     std::vector<T> component_bar(x.size());
-    for (int d = 0; d < 3; ++d) {
+    auto paint_component = [&](int d, mesh::RealField<T>& target) {
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t p = 0; p < n; ++p) component_bar[p] = F_bar[p][d];
-      auto t0 = clock::now();
-      particles::paint_cic(x, component_bar, real_);
+      const auto t0 = clock::now();
+      particles::paint_cic(x, component_bar, target);
       timings.paint += seconds_since(t0);
-      t0 = clock::now();
-      plan_.forward(real_, work_k_);
+    };
+    auto mode = [](int d) {
+      return d == 0 ? mesh::OutputMode::overwrite : mesh::OutputMode::accumulate;
+    };
+    if (stencil_) {
+      // real_ (phi is done with) collects sum_d (-D_d)^T paint(F_bar_d), which goes through the
+      // potential kernel (its own transpose) after one r2c.
+      for (int d = 0; d < 3; ++d) {
+        paint_component(d, scratch_);
+        const auto t0 = clock::now();
+        mesh::apply_difference_adjoint(scratch_, d, kernel_.gradient, -1.0, real_, mode(d));
+        timings.kernels += seconds_since(t0);
+      }
+      auto t0 = clock::now();
+      plan_.forward(real_, k_);
       timings.fft += seconds_since(t0);
       t0 = clock::now();
-      mesh::apply_force_kernel_adjoint(
-          work_k_, d, kernel_, Omega_m, scale(x.size()), k_,
-          d == 0 ? mesh::OutputMode::overwrite : mesh::OutputMode::accumulate);
+      mesh::apply_potential_kernel_adjoint(k_, kernel_, Omega_m, scale(x.size()), k_);
       timings.kernels += seconds_since(t0);
+    } else {
+      for (int d = 0; d < 3; ++d) {
+        paint_component(d, real_);
+        auto t0 = clock::now();
+        plan_.forward(real_, work_k_);
+        timings.fft += seconds_since(t0);
+        t0 = clock::now();
+        mesh::apply_force_kernel_adjoint(work_k_, d, kernel_, Omega_m, scale(x.size()), k_,
+                                         mode(d));
+        timings.kernels += seconds_since(t0);
+      }
     }
     auto t0 = clock::now();
     plan_.inverse_destroying_input(k_, real_);  // dL/dcounts
@@ -191,20 +230,43 @@ class PmForce {
     last_count_ = x.size();
   }
 
-  /// real_ = F_d on the mesh, from k_ (the counts spectrum).
-  void force_mesh(int d, double Omega_m) {
+  /// Real-space gradient: real_ = phi from k_ (the counts spectrum, consumed). Spectral: nothing
+  /// (each component is computed from k_, which stays).
+  void prepare_force_meshes(double Omega_m) {
+    if (!stencil_) return;
     auto t0 = clock::now();
+    mesh::apply_potential_kernel(k_, kernel_, Omega_m, scale(last_count_), k_);
+    timings.kernels += seconds_since(t0);
+    t0 = clock::now();
+    plan_.inverse_destroying_input(k_, real_);
+    timings.fft += seconds_since(t0);
+  }
+
+  /// The mesh of F_d: scratch_ = -D_d phi (real-space gradient) or real_ = c2r of the force
+  /// kernel times k_ (spectral). Valid until the next call.
+  const mesh::RealField<T>& force_mesh(int d, double Omega_m) {
+    auto t0 = clock::now();
+    if (stencil_) {
+      mesh::apply_difference(real_, d, kernel_.gradient, -1.0, scratch_);
+      timings.kernels += seconds_since(t0);
+      return scratch_;
+    }
     mesh::apply_force_kernel(k_, d, kernel_, Omega_m, scale(last_count_), work_k_);
     timings.kernels += seconds_since(t0);
     t0 = clock::now();
     plan_.inverse_destroying_input(work_k_, real_);
     timings.fft += seconds_since(t0);
+    return real_;
   }
 
   FftPlan<T> plan_;
   mesh::ForceKernelOptions kernel_;
   std::size_t mean_count_ = 0, last_count_ = 0;
-  mesh::RealField<T> real_;
+  bool stencil_ = true;  // finite-difference gradient: applied in real space
+  // real_: painted counts, then phi (stencil) or F_d (spectral), then the adjoint's sums;
+  // scratch_ (stencil only): F_d, then the painted F_bar_d; k_: the spectrum; work_k_
+  // (spectral only): F_d,k and the adjoint components' spectra.
+  mesh::RealField<T> real_, scratch_;
   mesh::ComplexField<T> k_, work_k_;
 };
 
