@@ -396,11 +396,11 @@ void apply_force_kernel_adjoint(const ComplexField<T>& force_bar_k, int axis,
                             mode, what);
 }
 
-/// phi_k = scale phi_k(delta): the potential of lap phi = 3/2 Omega_m delta with the long-range
-/// smoothing, phi_k = -(3/2 Omega_m) S(k) delta_k / |k|_L^2 (0 for the zero mode), so that the
-/// force is F_d = -D_d phi with D_d the gradient (here or in real space,
-/// mesh/finite_difference.hpp: apply_force_kernel is i g_d times minus this). The kernel is real:
-/// self-adjoint (apply_potential_kernel_adjoint). `phi_k` may be `delta_k` (in place).
+/// phi_k = -scale (3/2 Omega_m) S(k) delta_k / |k|_L^2 (0 for the zero mode): the potential of
+/// lap phi = 3/2 Omega_m delta with the long-range smoothing S, so that the force is
+/// F_d = -D_d phi with D_d the gradient, applied here (apply_force_kernel is exactly
+/// -i g_d times this kernel) or in real space (mesh/finite_difference.hpp). The kernel is real,
+/// hence self-adjoint (apply_potential_kernel_adjoint). `phi_k` may be `delta_k` (in place).
 template <class T>
 void apply_potential_kernel(const ComplexField<T>& delta_k, const ForceKernelOptions& options,
                             double omega_m, double scale, ComplexField<T>& phi_k,

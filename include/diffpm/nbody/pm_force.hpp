@@ -126,8 +126,8 @@ class PmForce {
       throw InvalidArgument("PmForce::adjoint: x_bar has " + std::to_string(x_bar.size()) +
                             " entries for " + std::to_string(x.size()) + " particles");
     }
-    density_spectrum(x);  // k_ keeps the counts spectrum: force_mesh() only reads it
-    prepare_force_meshes(Omega_m);
+    density_spectrum(x);
+    prepare_force_meshes(Omega_m);  // real space: phi; spectral: k_ stays, force_mesh() reads it
     double omega_bar = 0.0;
     const std::ptrdiff_t n = std::ptrdiff_t(x.size());
     const auto g = particles::detail::cic_geometry<T>(grid());
