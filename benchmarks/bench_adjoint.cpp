@@ -117,9 +117,10 @@ int main(int argc, char** argv) {
                                            : run_one<double>(n, steps, argv[4]);
   }
   std::printf(
-      "| particles | steps | precision | forward s | gradient s | (fwd + grad) / fwd | "
+      "| particles | steps | precision | forward s | gradient s | grad / fwd | (fwd + grad) / fwd "
+      "| "
       "peak MB forward | peak MB gradient (reverse) | ratio | peak MB gradient (store) | ratio "
-      "|\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "|\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);
   for (int n : {64, 128})
     for (int steps : {10, 40})
@@ -133,9 +134,10 @@ int main(int argc, char** argv) {
         if (do_store)
           std::snprintf(store_cols, sizeof store_cols, "| %.0f | %.2f", s.peak / 1e6,
                         s.peak / f.peak);
-        std::printf("| %d^3 | %d | %s | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f %s |\n", n, steps,
-                    prec, g.forward, g.backward, (g.forward + g.backward) / g.forward, f.peak / 1e6,
-                    g.peak / 1e6, g.peak / f.peak, store_cols);
+        std::printf("| %d^3 | %d | %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f | %.2f %s |\n", n,
+                    steps, prec, g.forward, g.backward, g.backward / g.forward,
+                    (g.forward + g.backward) / g.forward, f.peak / 1e6, g.peak / 1e6,
+                    g.peak / f.peak, store_cols);
         std::fflush(stdout);
       }
   return 0;
