@@ -37,9 +37,11 @@ struct Setup {
     for (auto& p : x) p = {float(u(rng)), float(u(rng)), float(u(rng))};
     // Count the images once: the adjoint of a plane of ones visits each image exactly once.
     std::size_t n = 0;
-    lensing::detail::for_each_image(x, replicas, grid, chi, width, 1,
-                                    [&](int, std::size_t, double, double, double,
-                                        const lensing::detail::ReplicaView&) { ++n; });
+    lensing::detail::for_each_image(
+        x, replicas, grid, chi, width, 1, [](double) { return 0; },
+        [&](int, std::size_t, double, double, double, const lensing::detail::ReplicaView&, int) {
+          ++n;
+        });
     images = n;
   }
 };

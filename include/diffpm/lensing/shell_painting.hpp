@@ -79,17 +79,21 @@ inline double shell_norm(double nbar, double width, double cell) {
   return 1.0 / (nbar * width * cell * cell);
 }
 
-/// Calls f(block, p, s, tx, ty, view) for every particle p, every box replica of the shell along
-/// the line of sight and every periodic image across it whose angle falls on the plane (continuous
-/// point coordinates tx, ty in (-1, n)), with s > 0 its distance along the line of sight and
-/// hat(s) > 0. Runs in parallel over fixed particle blocks, each in particle order.
-template <class T, class F>
+/// Calls f(block, p, s, tx, ty, view, r) for every particle p, every box replica of the shell
+/// along the line of sight and every periodic image across it whose angle falls on the plane
+/// (continuous point coordinates tx, ty in (-1, n)), with s > 0 its distance along the line of
+/// sight and hat(s) > 0, and r = per_replica(s): what depends on s alone is computed once for
+/// the tens of images a particle has across a cone wider than the box, not once per image. Runs in
+/// parallel over fixed particle blocks, each in particle order.
+template <class T, class PerReplica, class F>
 void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep, const PlaneGrid& g,
-                    double chi, double width, int n_blocks, const F& f) {
+                    double chi, double width, int n_blocks, const PerReplica& per_replica,
+                    const F& f) {
   const auto views = replicas_for(rep, chi, width);
   const std::size_t n = x.size();
   const double Lx = rep.box[0], Ly = rep.box[1], Lz = rep.box[2];
   const double theta_lo = g.angle(0) - g.cell, theta_hi = g.angle(g.n - 1) + g.cell;
+  const double centre = 0.5 * (g.n - 1);  // PlaneGrid::coordinate(theta) = theta / cell + centre
   DIFFPM_OMP(omp parallel for schedule(dynamic, 1))
   for (int b = 0; b < n_blocks; ++b) {
     const std::size_t begin = n * std::size_t(b) / n_blocks,
@@ -107,13 +111,16 @@ void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
         const long long ny1 = static_cast<long long>(std::floor((theta_hi * s - X) / Ly));
         const long long nz0 = static_cast<long long>(std::ceil((theta_lo * s - Y) / Lz));
         const long long nz1 = static_cast<long long>(std::floor((theta_hi * s - Y) / Lz));
+        if (ny0 > ny1 || nz0 > nz1) continue;
+        const auto r = per_replica(s);
+        const double to_t = 1.0 / (s * g.cell);  // dt / d(transverse position)
         for (long long iy = ny0; iy <= ny1; ++iy) {
-          const double tx = g.coordinate((X + double(iy) * Ly) / s);
+          const double tx = (X + double(iy) * Ly) * to_t + centre;
           if (!(tx > -1.0 && tx < g.n)) continue;
           for (long long iz = nz0; iz <= nz1; ++iz) {
-            const double ty = g.coordinate((Y + double(iz) * Lz) / s);
+            const double ty = (Y + double(iz) * Lz) * to_t + centre;
             if (!(ty > -1.0 && ty < g.n)) continue;
-            f(b, p, s, tx, ty, view);
+            f(b, p, s, tx, ty, view, r);
           }
         }
       }
@@ -165,8 +172,8 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   const int n = g.n;
   detail::for_each_image(
       x, rep, g, chi, width, groups,
-      [&](int b, std::size_t, double s, double tx, double ty, const detail::ReplicaView&) {
-        const double w = K * line_of_sight_hat(s, chi, width).value / (s * s);
+      [&](double s) { return K * line_of_sight_hat(s, chi, width).value / (s * s); },
+      [&](int b, std::size_t, double, double tx, double ty, const detail::ReplicaView&, double w) {
         double* m = partial.data() + std::size_t(b) * g.size();
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
         const double wy[2] = {w * (1.0 - ay.f), w * ay.f};
@@ -219,10 +226,27 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
   const int n = g.n;
   const double centre = 0.5 * (n - 1);
   auto at = [&](int i, int j) { return i < 0 || j < 0 ? 0.0 : double(pb[std::size_t(j) * n + i]); };
+  struct PerReplica {
+    double d_s, wh_s, wh_t, d_chi, d_width;  // the image's factors that depend on s only
+  };
   detail::for_each_image(
       x, rep, g, chi, width, n_blocks,
-      [&](int b, std::size_t p, double s, double tx, double ty, const detail::ReplicaView& view) {
+      [&](double s) {
+        // value = K Lambda(s) W(t) / s^2 with t = theta / cell + centre, theta = X / s:
+        // dt/dX = 1 / (s cell), dt/ds = -theta / (s cell) = -(t - centre) / s; K = 1 / (nbar
+        // Delta cell^2) gives dK/dDelta = -K / Delta.
         const Hat h = line_of_sight_hat(s, chi, width);
+        const double k_s2 = K / (s * s), wh = k_s2 * h.value;
+        PerReplica r;
+        r.d_s = k_s2 * (h.d_s - 2.0 * h.value / s);  // d(value)/ds at fixed t, per unit W
+        r.wh_s = wh / s;                             // times dW/dt (t - centre): the t(s) term
+        r.wh_t = wh / (s * g.cell);                  // times dW/dt: d/dX, d/dY
+        r.d_chi = k_s2 * h.d_chi;
+        r.d_width = k_s2 * (h.d_width - h.value / width);
+        return r;
+      },
+      [&](int b, std::size_t p, double, double tx, double ty, const detail::ReplicaView& view,
+          const PerReplica& r) {
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
         const double b00 = at(ax.lo, ay.lo), b10 = at(ax.hi, ay.lo);
         const double b01 = at(ax.lo, ay.hi), b11 = at(ax.hi, ay.hi);
@@ -231,21 +255,14 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
         const double val = lo_y * (1.0 - ay.f) + hi_y * ay.f;  // bilinear readout of plane_bar
         const double gx = (b10 - b00) * (1.0 - ay.f) + (b11 - b01) * ay.f;  // d/dtx
         const double gy = hi_y - lo_y;                                      // d/dty
-        // value = K Lambda(s) W(t) / s^2 with t = theta / cell + centre, theta = X / s:
-        // dt/dX = 1 / (s cell), dt/ds = -theta / (s cell) = -(t - centre) / s; K = 1 / (nbar
-        // Delta cell^2) gives dK/dDelta = -K / Delta.
-        const double k_s2 = K / (s * s);
-        const double wh = k_s2 * h.value;
-        const double inv = 1.0 / (s * g.cell);
         // Derivatives with respect to the image coordinates (s, X, Y), then back through the
         // replica's orientation: image coordinate d is sign[d] * x[axis[d]].
-        const double g_img[3] = {k_s2 * val * (h.d_s - 2.0 * h.value / s) -
-                                     wh * (gx * (tx - centre) + gy * (ty - centre)) / s,
-                                 wh * gx * inv, wh * gy * inv};
+        const double g_img[3] = {val * r.d_s - r.wh_s * (gx * (tx - centre) + gy * (ty - centre)),
+                                 r.wh_t * gx, r.wh_t * gy};
         for (int d = 0; d < 3; ++d)
           x_bar[p][view.o.axis[d]] += static_cast<T>(view.o.sign[d] * g_img[d]);
-        sums[b].chi += val * k_s2 * h.d_chi;
-        sums[b].width += val * k_s2 * (h.d_width - h.value / width);
+        sums[b].chi += val * r.d_chi;
+        sums[b].width += val * r.d_width;
       });
   ShellPaintGradient r;
   for (int b = 0; b < n_blocks; ++b) {
