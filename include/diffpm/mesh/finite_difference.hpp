@@ -85,19 +85,15 @@ void difference_loop(const RealField<T>& in, int axis, GradientKernel kind, doub
   auto rows = [&](const T* p1, const T* m1, const T* p2, const T* m2, T* target) {
     for (int k = 0; k < nz; ++k) store(target[k], a * (p1[k] - m1[k]) + b * (p2[k] - m2[k]));
   };
-  if (axis == 0) {
+  if (axis != 2) {
     DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
     for (int i = 0; i < nx; ++i) {
       for (int j = 0; j < ny; ++j) {
-        auto row = [&](int s) { return f + g.index(int(periodic(i + s, nx)), j, 0); };
-        rows(row(1), row(-1), row(2), row(-2), o + g.index(i, j, 0));
-      }
-    }
-  } else if (axis == 1) {
-    DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
-    for (int i = 0; i < nx; ++i) {
-      for (int j = 0; j < ny; ++j) {
-        auto row = [&](int s) { return f + g.index(i, int(periodic(j + s, ny)), 0); };
+        // The row s cells away along `axis` (x or y), wrapped periodically.
+        auto row = [&](int s) {
+          return axis == 0 ? f + g.index(int(periodic(i + s, nx)), j, 0)
+                           : f + g.index(i, int(periodic(j + s, ny)), 0);
+        };
         rows(row(1), row(-1), row(2), row(-2), o + g.index(i, j, 0));
       }
     }
