@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "diffpm/core/floating_point.hpp"
+
 namespace diffpm {
 
 /// The shortest decimal text that reads back as exactly `value` ("0.45", not
@@ -28,6 +30,21 @@ class InvalidArgument : public std::invalid_argument {
 class OutOfRange : public std::out_of_range {
  public:
   explicit OutOfRange(const std::string& what) : std::out_of_range("diffpm: " + what) {}
+};
+
+/// A computation that must be exact was not: the reverse pass of the fixed-point integrator did
+/// not rebuild the forward run's states bit for bit (nbody/reversible.hpp), so a gradient from it
+/// would be wrong. The message says which state differed and what usually causes it.
+class ReversibilityError : public std::runtime_error {
+ public:
+  explicit ReversibilityError(const std::string& what) : std::runtime_error("diffpm: " + what) {}
+};
+
+/// The FFT library could not make a plan (FFTW returned none: out of memory, or a size it
+/// refuses).
+class FftError : public std::runtime_error {
+ public:
+  explicit FftError(const std::string& what) : std::runtime_error("diffpm: " + what) {}
 };
 
 /// A file could not be read or written.

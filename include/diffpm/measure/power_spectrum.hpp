@@ -106,12 +106,6 @@ DIFFPM_HOST_DEVICE inline R power_window_cic(R kx, R ky, R kz, R hx, R hy, R hz)
 
 namespace detail {
 
-inline std::string power_grid_text(const mesh::Grid& g) {
-  return std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" + std::to_string(g.n[2]) +
-         " cells, " + format_number(g.length[0]) + "x" + format_number(g.length[1]) + "x" +
-         format_number(g.length[2]) + " Mpc/h";
-}
-
 inline void check_positive_finite(const std::optional<double>& v, const char* name) {
   if (v && (!(*v > 0.0) || !std::isfinite(*v))) {
     throw InvalidArgument(std::string("power spectrum: ") + name + " = " + format_number(*v) +
@@ -270,8 +264,7 @@ void check_spectrum(const mesh::ComplexField<T>& f, const char* name) {
   if (f.data.size() != f.grid.complex_size()) {
     throw InvalidArgument(std::string("power spectrum: ") + name + " holds " +
                           std::to_string(f.data.size()) + " modes, its mesh (" +
-                          power_grid_text(f.grid) + ") has " +
-                          std::to_string(f.grid.complex_size()));
+                          f.grid.to_string() + ") has " + std::to_string(f.grid.complex_size()));
   }
 }
 
@@ -287,9 +280,8 @@ template <class T>
 void forward_checked(const mesh::RealField<T>& field, const FftPlan<T>& plan, const char* name,
                      mesh::ComplexField<T>& out) {
   if (field.grid != plan.grid()) {
-    throw InvalidArgument(std::string("power spectrum: ") + name + " is on a " +
-                          power_grid_text(field.grid) + " mesh, the FFT plan on a " +
-                          power_grid_text(plan.grid()) + " mesh");
+    throw InvalidArgument(std::string("power spectrum: ") + name + " is on " +
+                          field.grid.to_string() + ", the FFT plan on " + plan.grid().to_string());
   }
   if (field.data.size() != field.grid.size()) {
     throw InvalidArgument(std::string("power spectrum: ") + name + " holds " +
@@ -366,8 +358,8 @@ CrossPowerSpectrum measure_cross_power(const mesh::ComplexField<T>& a_k,
   detail::check_spectrum(a_k, "a_k");
   detail::check_spectrum(b_k, "b_k");
   if (a_k.grid != b_k.grid) {
-    throw InvalidArgument("cross power: field a is on a " + detail::power_grid_text(a_k.grid) +
-                          " mesh, field b on a " + detail::power_grid_text(b_k.grid) + " mesh");
+    throw InvalidArgument("cross power: field a is on " + a_k.grid.to_string() + ", field b on " +
+                          b_k.grid.to_string());
   }
   if (options.shot_noise_particle_count) {
     throw InvalidArgument("cross power: shot-noise particle count = " +

@@ -59,7 +59,7 @@ void difference_loop(const RealField<T>& in, int axis, GradientKernel kind, doub
   if (!out.allocated_on(in.grid)) {
     if (mode == OutputMode::accumulate) {
       throw InvalidArgument(std::string(what) + ": accumulating into a field on mesh " +
-                            grid_text(out.grid) + ", input on " + grid_text(in.grid));
+                            out.grid.to_string() + ", input on " + in.grid.to_string());
     }
     out = RealField<T>(in.grid);
   }

@@ -8,7 +8,7 @@
 /// inverse transform's 1/N in, so that inverse_destroying_input(kernel(forward(x))) is the
 /// real-space operator applied to x.
 ///
-/// Gravity (FastPM, Feng et al. 2016, sec. 2.3; shared/PHYSICS.md): lap phi = 3/2 Omega_m delta
+/// Gravity (FastPM, Feng et al. 2016, sec. 2.3; docs/physics.md): lap phi = 3/2 Omega_m delta
 /// and F = -grad phi, hence
 ///   phi_k = (3/2 Omega_m) L^{-1}(k) delta_k,   L^{-1}(k) = -1/k^2 (exact),
 ///   F_d,k = -G_d(k) phi_k = i g_d(k) S(k) (3/2 Omega_m) delta_k / |k|_L^2,
@@ -149,17 +149,11 @@ inline double inverse_fft_scale(const Grid& grid) { return 1.0 / double(grid.siz
 
 namespace detail {
 
-inline std::string grid_text(const Grid& g) {
-  return std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" + std::to_string(g.n[2]) +
-         " cells, " + format_number(g.length[0]) + "x" + format_number(g.length[1]) + "x" +
-         format_number(g.length[2]) + " Mpc/h";
-}
-
 template <class T>
 void check_kernel_fields(const ComplexField<T>& in, const ComplexField<T>& out, const char* what) {
   if (in.grid != out.grid) {
-    throw InvalidArgument(std::string(what) + ": output mesh (" + grid_text(out.grid) +
-                          ") differs from input mesh (" + grid_text(in.grid) + ")");
+    throw InvalidArgument(std::string(what) + ": output mesh (" + out.grid.to_string() +
+                          ") differs from input mesh (" + in.grid.to_string() + ")");
   }
   if (in.data.size() != in.grid.complex_size() || out.data.size() != out.grid.complex_size()) {
     throw InvalidArgument(std::string(what) + ": field holds " + std::to_string(in.data.size()) +

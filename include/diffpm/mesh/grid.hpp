@@ -74,6 +74,13 @@ struct Grid {
   /// True for the Nyquist plane of an even axis (index n/2), whose mode is its own conjugate.
   bool is_nyquist(int d, int idx) const { return n[d] % 2 == 0 && idx == n[d] / 2; }
 
+  /// "n_xxn_yxn_z cells, L_xxL_yxL_z Mpc/h" (e.g. "8x6x10 cells, 100x80x50 Mpc/h"), for messages.
+  std::string to_string() const {
+    return std::to_string(n[0]) + "x" + std::to_string(n[1]) + "x" + std::to_string(n[2]) +
+           " cells, " + format_number(length[0]) + "x" + format_number(length[1]) + "x" +
+           format_number(length[2]) + " Mpc/h";
+  }
+
   bool operator==(const Grid& o) const { return n == o.n && length == o.length; }
   bool operator!=(const Grid& o) const { return !(*this == o); }
 };

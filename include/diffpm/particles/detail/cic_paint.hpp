@@ -29,12 +29,6 @@ CicGeometry<T> cic_geometry(const mesh::Grid& grid) {
   return g;
 }
 
-inline std::string describe(const mesh::Grid& g) {
-  return std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" + std::to_string(g.n[2]) +
-         " cells in " + format_number(g.length[0]) + "x" + format_number(g.length[1]) + "x" +
-         format_number(g.length[2]) + " (Mpc/h)^3";
-}
-
 /// Throws InvalidArgument unless `field` is a valid mesh (on `expected`, when given).
 template <class T>
 void check_field(const mesh::RealField<T>& field, const char* function, const char* name,
@@ -43,11 +37,11 @@ void check_field(const mesh::RealField<T>& field, const char* function, const ch
   if (field.data.size() != field.grid.size()) {
     throw InvalidArgument(std::string(function) + ": " + name + " holds " +
                           std::to_string(field.data.size()) + " values for a mesh of " +
-                          describe(field.grid));
+                          field.grid.to_string());
   }
   if (expected && field.grid != *expected) {
     throw InvalidArgument(std::string(function) + ": " + name + " is on a mesh of " +
-                          describe(field.grid) + ", expected " + describe(*expected));
+                          field.grid.to_string() + ", expected " + expected->to_string());
   }
 }
 
