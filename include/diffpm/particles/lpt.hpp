@@ -8,6 +8,7 @@
 #include <cmath>
 #include <complex>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,10 @@ namespace diffpm::particles {
 
 /// Scale factors of the LPT terms at one a:
 ///   x = q + D1 Psi1 + D2 Psi2,   p = p1 Psi1 + p2 Psi2,
-/// with the FastPM momentum p = a^3 E dx/da (shared/PHYSICS.md) and dD/da = f D / a:
+/// with the FastPM momentum p = a^3 E dx/da (docs/physics.md, "LPT") and dD/da = f D / a:
 ///   p1 = a^2 E f1 D1,   p2 = a^2 E f2 D2.
 /// S = double for values; S = a dual number carries dD1/dtheta... to meet the scalar adjoints
-/// that Lpt::adjoint returns in an LptFactors<double> (DESIGN.md, "The adjoint").
+/// that Lpt::adjoint returns in an LptFactors<double> (docs/design.md, "The adjoint").
 template <class S = double>
 struct LptFactors {
   S D1{}, D2{}, p1{}, p2{};
@@ -91,7 +92,13 @@ class Lpt {
   /// `lattice` defaults (zeros) to one particle per mesh point.
   explicit Lpt(const mesh::Grid& mesh, std::array<int, 3> lattice = {0, 0, 0},
                int threads = max_threads())
-      : grid_(mesh), plan_(mesh, threads), lattice_(lattice) {
+      : Lpt(std::make_shared<const FftPlan<T>>(mesh, threads), lattice) {}
+
+  /// On a shared FFT plan (its grid is the mesh), so that a later Lpt, or an adjoint pass, runs
+  /// the very same transforms (backend/cpu/fft.hpp, "Determinism").
+  explicit Lpt(std::shared_ptr<const FftPlan<T>> plan, std::array<int, 3> lattice = {0, 0, 0})
+      : grid_(require_plan(plan, "LPT").grid()), plan_(std::move(plan)), lattice_(lattice) {
+    const mesh::Grid& mesh = grid_;
     const char* axis[3] = {"x", "y", "z"};
     for (int d = 0; d < 3; ++d) {
       if (lattice_[d] == 0) lattice_[d] = mesh.n[d];
@@ -105,7 +112,8 @@ class Lpt {
   }
 
   const mesh::Grid& grid() const { return grid_; }
-  const FftPlan<T>& plan() const { return plan_; }
+  const FftPlan<T>& plan() const { return *plan_; }
+  const std::shared_ptr<const FftPlan<T>>& shared_plan() const { return plan_; }
   std::array<int, 3> lattice() const { return lattice_; }
   std::size_t num_particles() const { return std::size_t(lattice_[0]) * lattice_[1] * lattice_[2]; }
   /// The order of the last compute() (0 before any).
@@ -150,7 +158,7 @@ class Lpt {
       for (std::ptrdiff_t c = 0; c < n; ++c) s[c] -= h[c] * h[c];
     }
     resize(source_k_);
-    plan_.forward(source_, source_k_);
+    plan_->forward(source_, source_k_);
     for (int d = 0; d < 3; ++d) {
       apply_kernel(source_k_, work_, [d](const Mode& m) { return -m.inv_gradient(d); });
       inverse(work_, psi2_[d]);
@@ -248,7 +256,7 @@ class Lpt {
     // First order: delta_bar += conj(i k_d/k^2) r2c(D1 xbar_d + p1 pbar_d) / N.
     for (int d = 0; d < 3; ++d) {
       scatter(x_bar, p_bar, d, f.D1, f.p1, scratch_);
-      plan_.forward(scratch_, work_);
+      plan_->forward(scratch_, work_);
       accumulate_kernel(work_, delta_bar_acc_,
                         [d](const Mode& m) { return std::conj(m.inv_gradient(d)); });
     }
@@ -256,7 +264,7 @@ class Lpt {
     if (second) {
       for (int d = 0; d < 3; ++d) {
         scatter(x_bar, p_bar, d, f.D2, f.p2, scratch_);
-        plan_.forward(scratch_, work_);
+        plan_->forward(scratch_, work_);
         accumulate_kernel(work_, source_k_,
                           [d](const Mode& m) { return std::conj(-m.inv_gradient(d)); });
       }
@@ -273,7 +281,7 @@ class Lpt {
     if (order_ != 2) return;
     // Sbar(x) = c2r(Sbar_n), unnormalised: the adjoint of r2c.
     mesh::RealField<T> s_bar(grid_);
-    plan_.inverse_destroying_input(source_k_, s_bar);
+    plan_->inverse_destroying_input(source_k_, s_bar);
     // Diagonal second derivatives (recomputed); Hbar_ii = Sbar (H_jj + H_kk).
     std::array<mesh::RealField<T>, 3> h;
     for (int d = 0; d < 3; ++d) {
@@ -287,7 +295,7 @@ class Lpt {
       T* out = scratch_.data.data();
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t c = 0; c < n; ++c) out[c] = sb[c] * (ha[c] + hb[c]);
-      plan_.forward(scratch_, work_);
+      plan_->forward(scratch_, work_);
       accumulate_kernel(work_, delta_bar, [d](const Mode& m) { return m.hessian(d, d); });
     }
     // Off-diagonal: Hbar_ij = -2 Sbar H_ij.
@@ -297,7 +305,7 @@ class Lpt {
       T* out = scratch_.data.data();
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t c = 0; c < n; ++c) out[c] = T(-2) * sb[c] * out[c];
-      plan_.forward(scratch_, work_);
+      plan_->forward(scratch_, work_);
       const int i = ij[0], j = ij[1];
       accumulate_kernel(work_, delta_bar, [i, j](const Mode& m) { return m.hessian(i, j); });
     }
@@ -385,7 +393,7 @@ class Lpt {
   /// out = c2r(in) (in destroyed).
   void inverse(mesh::ComplexField<T>& in, mesh::RealField<T>& out) {
     resize(out);
-    plan_.inverse_destroying_input(in, out);
+    plan_->inverse_destroying_input(in, out);
   }
 
   /// out = H_ij = Psi1_{i,j} = (1/N) c2r(-k_i k_j delta / k^2).
@@ -448,7 +456,7 @@ class Lpt {
   }
 
   mesh::Grid grid_;
-  FftPlan<T> plan_;
+  std::shared_ptr<const FftPlan<T>> plan_;
   std::array<int, 3> lattice_;
   std::array<int, 3> stride_{};
   int order_ = 0;

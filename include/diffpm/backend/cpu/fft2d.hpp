@@ -81,14 +81,15 @@ class FftPlan2d {
     const std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     F::init_threads();
     if (threads <= 0) threads = n >= min_threaded_pixels ? max_threads() : 1;
+    const int host_threads = F::planner_nthreads();  // restored: FFTW's state is the host's
     F::plan_with_nthreads(threads);
     r2c_ = detail::Fftw2d<T>::r2c(n, r.data(), reinterpret_cast<Complex*>(c.data()), flags);
     c2r_ = detail::Fftw2d<T>::c2r(n, reinterpret_cast<Complex*>(c.data()), r.data(), flags);
+    F::plan_with_nthreads(host_threads);
     if (!r2c_ || !c2r_) {
       if (r2c_) F::destroy(r2c_);
       if (c2r_) F::destroy(c2r_);
-      throw std::runtime_error("diffpm: FFTW could not make a 2D plan for n = " +
-                               std::to_string(n));
+      throw FftError("FFTW could not make a 2D plan for n = " + std::to_string(n));
     }
   }
   FftPlan2d(const FftPlan2d&) = delete;
