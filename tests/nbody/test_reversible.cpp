@@ -469,3 +469,92 @@ TEST_CASE("the fixed-point adjoint rejects a record that does not fit the run",
                                                             force_and_adjoint, xb, pb, opt),
                   InvalidArgument);
 }
+
+TEMPLATE_TEST_CASE("a reverse pass whose force differs from the forward pass's is caught",
+                   "[nbody][reversible][errors]", float, double) {
+  // The run-time check of exact reversal: a force adjoint that returns the force one ulp off for
+  // a single particle component (what another FFT plan or another compilation of the readout
+  // could do) must make the reverse pass throw ReversibilityError, not return a wrong gradient.
+  using T = TestType;
+  const Setup s(8, 0.3, 9);
+  const auto init = s.template initial<T>();
+  const auto a = nb::time_steps(0.3, 1.0, 6);
+  nb::PmForce<T> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
+  const double Om = s.cosmo.parameters().Omega_m();
+  auto force = [&](const auto& x, auto& F) { pm(x, Om, F); };
+  int calls = 0;
+  auto perturbed = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    const double r = pm.value_and_adjoint(x, Om, F_bar, F, x_bar);
+    // At the third boundary from the end, change one component by one part in 10^6: the kick
+    // increment K F / q_p is ~1e10 quanta (q_p is 2^-40 of the largest |p|), so it rounds to
+    // another integer in float and double alike.
+    if (++calls == 3) F[7][1] *= T(1.000001);
+    return r;
+  };
+  auto exact = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    return pm.value_and_adjoint(x, Om, F_bar, F, x_bar);
+  };
+  auto run = [&](auto&& force_and_adjoint) {
+    auto fixed = nb::FixedPointState::from(init, s.cfg.box);
+    nb::FixedPointRecord record;  // reverse mode: only the first and last digests
+    nb::integrate_fixed_point<T>(s.cosmo, a, fixed, force, {}, {}, &record);
+    CHECK(record.has_digests);
+    std::vector<std::array<T, 3>> xb(init.x.size(), {T(1), T(0), T(0)}), pb(init.x.size());
+    nb::integrate_fixed_point_adjoint<T>(s.cosmo, a, fixed, force, force_and_adjoint, xb, pb, {},
+                                         &record);
+    return fixed;
+  };
+  const auto restored = run(exact);
+  CHECK(restored.digest() == nb::FixedPointState::from(init, s.cfg.box).digest());
+  CHECK_THROWS_AS(run(perturbed), diffpm::ReversibilityError);
+  calls = 0;
+  CHECK_THROWS_WITH(run(perturbed), Catch::Contains("did not rebuild the run's first state"));
+}
+
+TEST_CASE("the fixed-point adjoint refuses a state that is not the run's final state",
+          "[nbody][reversible][errors]") {
+  const Setup s(8, 0.3, 9);
+  const auto init = s.template initial<double>();
+  nb::PmForce<double> pm(diffpm::mesh::Grid(s.cfg.mesh, s.cfg.box), {}, init.x.size());
+  auto force = [&](const auto& x, auto& F) { pm(x, 0.3, F); };
+  auto force_and_adjoint = [&](const auto& x, const auto& F_bar, auto& F, auto& x_bar) {
+    return pm.value_and_adjoint(x, 0.3, F_bar, F, x_bar);
+  };
+  for (auto mode : {nb::AdjointMode::reverse, nb::AdjointMode::store}) {
+    auto fixed = nb::FixedPointState::from(init, s.cfg.box);
+    nb::FixedPointRecord record;
+    record.mode = mode;
+    nb::integrate_fixed_point<double>(s.cosmo, {0.3, 0.5, 1.0}, fixed, force, {}, {}, &record);
+    fixed.p[3][2] += 1;  // one quantum: another state
+    std::vector<std::array<double, 3>> xb(init.x.size()), pb(init.x.size());
+    CHECK_THROWS_WITH(
+        nb::integrate_fixed_point_adjoint<double>(s.cosmo, {0.3, 0.5, 1.0}, fixed, force,
+                                                  force_and_adjoint, xb, pb, {}, &record),
+        Catch::Contains("not the final state of the recorded run"));
+  }
+}
+
+TEST_CASE("the fixed-point state's digest sees every bit and ignores the thread count",
+          "[nbody][reversible]") {
+  const Setup s(8, 0.3, 9);
+  const auto fixed = nb::FixedPointState::from(s.template initial<double>(), s.cfg.box);
+  const std::uint64_t d0 = fixed.digest();
+  auto other = fixed;
+  other.x[100][0] ^= 1u;  // the lowest bit of one coordinate
+  CHECK(other.digest() != d0);
+  other = fixed;
+  std::swap(other.p[1], other.p[2]);  // the same values held by other particles
+  CHECK(other.digest() != d0);
+  other = fixed;
+  other.momentum_quantum = std::nextafter(other.momentum_quantum, 1.0);
+  CHECK(other.digest() != d0);
+#if defined(_OPENMP)
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::uint64_t d1 = fixed.digest();
+  omp_set_num_threads(threads);
+  CHECK(d1 == d0);
+#else
+  WARN("OpenMP is off: the digest's thread-count independence is not tested");
+#endif
+}

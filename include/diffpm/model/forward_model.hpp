@@ -1,7 +1,6 @@
 /// \file
 /// \brief The differentiable forward model: (cosmological parameters, white noise) -> convergence
-/// maps and/or the final density, and its gradient pass (issue 5; DESIGN.md, "Data flow" and
-/// "The adjoint").
+/// maps and/or the final density, and its gradient pass (docs/adjoint.md).
 #pragma once
 
 #include <algorithm>
@@ -93,7 +92,7 @@ struct ModelGradient {
   double operator[](cosmology::Parameter p) const { return parameters[static_cast<int>(p)]; }
 };
 
-/// The forward model of DESIGN.md ("Data flow") as one differentiable function:
+/// The forward model of docs/design.md ("Data flow") as one differentiable function:
 ///   (theta, w) -> delta_L = sqrt(P_lin(k; theta) N/V) r2c(w) -> LPT at a_start
 ///   -> fixed-point KDK to a_end (nbody/reversible.hpp), lightcone planes painted on the way
 ///   -> Born convergence maps; and/or the final overdensity (CIC on the force mesh),
@@ -136,7 +135,17 @@ class ForwardModel {
     force_grid_ = mesh::Grid(s.mesh, s.box);
     threads_ = s.threads > 0 ? s.threads : max_threads();
     if (s.steps > 0) a_steps_ = nbody::time_steps(s.a_start, s.a_end, s.steps, s.spacing);
+    // One plan per mesh for the model's lifetime: the gradient pass runs the very transforms
+    // of the forward pass, whatever FFTW wisdom the host program loads or makes in between
+    // (backend/cpu/fft.hpp, "Determinism").
+    ic_plan_ = std::make_shared<const FftPlan<T>>(ic_grid_, threads_);
+    force_plan_ = std::make_shared<const FftPlan<T>>(force_grid_, threads_);
   }
+  /// Not copyable or movable: the tape of a forward run refers to this object, so a copy or a
+  /// move between forward() and gradient() would replay it on the wrong one. Hold models by
+  /// std::unique_ptr to store or pass them around.
+  ForwardModel(const ForwardModel&) = delete;
+  ForwardModel& operator=(const ForwardModel&) = delete;
 
   const ModelConfig& config() const { return cfg_; }
   /// The lattice on which the white noise lives (one value per particle).
@@ -165,7 +174,7 @@ class ForwardModel {
 
     // Linear field and LPT.
     amplitude_ = ic::mode_amplitudes(ic_grid_, *cosmo_, 1.0);
-    lpt_ = std::make_unique<particles::Lpt<T>>(ic_grid_, std::array<int, 3>{0, 0, 0}, threads_);
+    lpt_ = std::make_unique<particles::Lpt<T>>(ic_plan_);
     ic::linear_field(lpt_->plan(), noise_, amplitude_, delta_, linear_options());
     tape_.record("linear field", [this] { reverse_linear_field(); });
     lpt_->compute(delta_, s.lpt_order);
@@ -201,7 +210,7 @@ class ForwardModel {
       record_ = nbody::FixedPointRecord{};
       record_.mode = cfg_.adjoint;
       record_.checkpoint_every = cfg_.checkpoint_every;
-      nbody::PmForce<T> pm(force_grid_, s.kernel, state_.x.size(), threads_);
+      nbody::PmForce<T> pm(force_plan_, s.kernel, state_.x.size());
       const double Om = params.Omega_m();
       nbody::integrate_fixed_point<T>(
           *cosmo_, a_steps_, state_,
@@ -395,7 +404,7 @@ class ForwardModel {
   /// The LPT object of the reverse pass: rebuilt from delta_L on first use, accumulating.
   particles::Lpt<T>& lpt_adjoint() {
     if (!lpt_) {
-      lpt_ = std::make_unique<particles::Lpt<T>>(ic_grid_, std::array<int, 3>{0, 0, 0}, threads_);
+      lpt_ = std::make_unique<particles::Lpt<T>>(ic_plan_);
       lpt_->compute(delta_, cfg_.simulation.lpt_order);
       lpt_->adjoint_begin();
     }
@@ -426,7 +435,7 @@ class ForwardModel {
   void reverse_integration() {
     const auto& s = cfg_.simulation;
     const double Om = cosmo_->parameters().Omega_m();
-    nbody::PmForce<T> pm(force_grid_, s.kernel, state_.x.size(), threads_);
+    nbody::PmForce<T> pm(force_plan_, s.kernel, state_.x.size());
     auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
       pm(x, Om, F);
     };
@@ -517,6 +526,7 @@ class ForwardModel {
   ModelConfig cfg_;
   mesh::Grid ic_grid_, force_grid_;
   int threads_ = 1;
+  std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;
   std::vector<double> a_steps_;
   autodiff::Tape tape_;
   bool ready_ = false;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,7 @@ struct ForceTimings {
   double total() const { return paint + fft + kernels + readout; }
 };
 
-/// F = -grad phi with lap phi = 3/2 Omega_m delta at each particle (PHYSICS.md; FastPM's
+/// F = -grad phi with lap phi = 3/2 Omega_m delta at each particle (docs/physics.md; FastPM's
 /// force), on a periodic mesh:
 ///   counts = paint_CIC(x),  delta_k = (N_cells / N_p) r2c(counts)  (the mean drops out at k = 0),
 ///   phi_k = -S(k) (3/2 Omega_m) delta_k / |k|_L^2          (mesh/fourier_kernels.hpp),
@@ -46,21 +47,30 @@ class PmForce {
  public:
   PmForce(const mesh::Grid& grid, mesh::ForceKernelOptions kernel = {}, std::size_t mean_count = 0,
           int threads = max_threads())
-      : plan_(grid, threads),
+      : PmForce(std::make_shared<const FftPlan<T>>(grid, threads), kernel, mean_count) {}
+
+  /// On a shared FFT plan (its grid is the force mesh). A force whose bits must repeat, such as
+  /// the forward and the reverse pass of the exact integrator (nbody/reversible.hpp), must run
+  /// on one plan object: a second plan of the same size can compute other bits once the process
+  /// holds FFTW wisdom (backend/cpu/fft.hpp, "Determinism").
+  PmForce(std::shared_ptr<const FftPlan<T>> plan, mesh::ForceKernelOptions kernel = {},
+          std::size_t mean_count = 0)
+      : plan_(std::move(plan)),
         kernel_(kernel),
         mean_count_(mean_count),
         stencil_(kernel.real_space_gradient && mesh::has_real_space_stencil(kernel.gradient)),
-        real_(grid),
-        k_(grid) {
+        real_(require_plan(plan_, "PmForce").grid()),
+        k_(plan_->grid()) {
     if (stencil_) {
-      scratch_ = mesh::RealField<T>(grid);
+      scratch_ = mesh::RealField<T>(grid());
     } else {
-      work_k_ = mesh::ComplexField<T>(grid);
+      work_k_ = mesh::ComplexField<T>(grid());
     }
   }
 
-  const mesh::Grid& grid() const { return plan_.grid(); }
-  const FftPlan<T>& plan() const { return plan_; }
+  const mesh::Grid& grid() const { return plan_->grid(); }
+  const FftPlan<T>& plan() const { return *plan_; }
+  const std::shared_ptr<const FftPlan<T>>& shared_plan() const { return plan_; }
   ForceTimings timings;
 
   /// F (resized to x.size()) at positions x for matter density Omega_m.
@@ -68,22 +78,13 @@ class PmForce {
     check_omega(Omega_m);
     density_spectrum(x);
     prepare_force_meshes(Omega_m);
-    F.assign(x.size(), {T(0), T(0), T(0)});
-    std::vector<T> component;
-    for (int d = 0; d < 3; ++d) {
-      const mesh::RealField<T>& F_d = force_mesh(d, Omega_m);
-      auto t0 = clock::now();
-      particles::readout_cic(F_d, x, component);
-      const std::ptrdiff_t n = std::ptrdiff_t(x.size());
-      DIFFPM_OMP(omp parallel for schedule(static))
-      for (std::ptrdiff_t p = 0; p < n; ++p) F[p][d] = component[p];
-      timings.readout += seconds_since(t0);
-    }
+    F.resize(x.size());
+    for (int d = 0; d < 3; ++d) read_force(d, force_mesh(d, Omega_m), x, F, nullptr, nullptr);
   }
 
   /// Vector-Jacobian product: given F_bar = dL/dF, accumulates x_bar += (dF/dx)^T F_bar and
   /// returns dL/dOmega_m = <F_bar, F> / Omega_m (F is linear in Omega_m). Two terms
-  /// (PHYSICS.md, adjoint of the kick): (1) the readout weights move with x:
+  /// (docs/physics.md, "Adjoint of the leapfrog"): (1) the readout weights move with x:
   /// x_bar_p += sum_d F_bar_p,d grad(readout of F_d mesh)(x_p); (2) through the mesh: paint the
   /// components of F_bar (readout^T), apply the transposed kernels (conj K, same scaling), sum
   /// into one density adjoint, and read its gradient at x_p (paint^T with respect to x).
@@ -108,7 +109,6 @@ class PmForce {
   double value_and_adjoint(const particles::Positions<T>& x, double Omega_m,
                            const particles::Positions<T>& F_bar, particles::Positions<T>& F,
                            particles::Positions<T>& x_bar) {
-    F.assign(x.size(), {T(0), T(0), T(0)});
     return adjoint_impl(x, Omega_m, F_bar, x_bar, &F);
   }
 
@@ -130,27 +130,13 @@ class PmForce {
     prepare_force_meshes(Omega_m);  // real space: phi; spectral: k_ stays, force_mesh() reads it
     double omega_bar = 0.0;
     const std::ptrdiff_t n = std::ptrdiff_t(x.size());
-    const auto g = particles::detail::cic_geometry<T>(grid());
     // (1) readout weights, one fused pass per component: x_bar += F_bar_d grad F_d(x) and
-    // <F_bar_d, F_d> for Omega_m; the value is F_d itself (cic_stencil_gradient's weights are
-    // cic_stencil's, summed in the same order: bit for bit readout_cic's, which reversibility
-    // needs and test_pm_force checks).
-    for (int d = 0; d < 3; ++d) {
-      const T* m = force_mesh(d, Omega_m).data.data();
-      const auto t0 = clock::now();
-      double dot = 0.0;
-      DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
-      for (std::ptrdiff_t p = 0; p < n; ++p) {
-        T value, grad[3];
-        particles::detail::value_and_gradient(m, x[p].data(), g, value, grad);
-        const T fb = F_bar[p][d];
-        for (int e = 0; e < 3; ++e) x_bar[p][e] += fb * grad[e];
-        dot += double(fb) * double(value);
-        if (F_out) (*F_out)[p][d] = value;
-      }
-      omega_bar += dot / Omega_m;
-      timings.readout += seconds_since(t0);
-    }
+    // <F_bar_d, F_d> for Omega_m; the value is F_d itself, from the readout operator() runs.
+    particles::Positions<T> F_local;
+    particles::Positions<T>& F = F_out ? *F_out : F_local;
+    F.resize(x.size());
+    for (int d = 0; d < 3; ++d)
+      omega_bar += read_force(d, force_mesh(d, Omega_m), x, F, &F_bar, &x_bar) / Omega_m;
     // (2) through the mesh: readout^T (paint of F_bar_d), then the transposed kernel, summed over
     // d into k_; the force meshes are no longer needed, so no extra mesh is allocated.
     std::vector<T> component_bar(x.size());
@@ -174,7 +160,7 @@ class PmForce {
         timings.kernels += seconds_since(t0);
       }
       auto t0 = clock::now();
-      plan_.forward(real_, k_);
+      plan_->forward(real_, k_);
       timings.fft += seconds_since(t0);
       t0 = clock::now();
       mesh::apply_potential_kernel_adjoint(k_, kernel_, Omega_m, scale(x.size()), k_);
@@ -183,7 +169,7 @@ class PmForce {
       for (int d = 0; d < 3; ++d) {
         paint_component(d, real_);
         auto t0 = clock::now();
-        plan_.forward(real_, work_k_);
+        plan_->forward(real_, work_k_);
         timings.fft += seconds_since(t0);
         t0 = clock::now();
         mesh::apply_force_kernel_adjoint(work_k_, d, kernel_, Omega_m, scale(x.size()), k_,
@@ -192,13 +178,45 @@ class PmForce {
       }
     }
     auto t0 = clock::now();
-    plan_.inverse_destroying_input(k_, real_);  // dL/dcounts
+    plan_->inverse_destroying_input(k_, real_);  // dL/dcounts
     timings.fft += seconds_since(t0);
     t0 = clock::now();
     T weight_bar = 0;
     particles::paint_cic_adjoint(real_, x, T(1), x_bar, weight_bar);
     timings.paint += seconds_since(t0);
     return omega_bar;
+  }
+
+  /// The one readout of a force mesh, for operator() and both adjoints: F[p][d] = F_d(x_p), and
+  /// with F_bar also x_bar_p += F_bar_p,d grad F_d(x_p), returning <F_bar_d, F_d>. Both passes
+  /// of the exact integrator undo each other's kicks with these values, so they must be the same
+  /// bits whatever the caller asks for: one routine computes them in every case
+  /// (particles::detail::interpolate, with or without the gradient).
+  double read_force(int d, const mesh::RealField<T>& mesh, const particles::Positions<T>& x,
+                    particles::Positions<T>& F, const particles::Positions<T>* F_bar,
+                    particles::Positions<T>* x_bar) {
+    const auto t0 = clock::now();
+    const T* m = mesh.data.data();
+    const auto g = particles::detail::cic_geometry<T>(grid());
+    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+    double dot = 0.0;
+    if (F_bar) {
+      DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
+      for (std::ptrdiff_t p = 0; p < n; ++p) {
+        T value, grad[3];
+        particles::detail::value_and_gradient(m, x[p].data(), g, value, grad);
+        F[p][d] = value;
+        const T fb = (*F_bar)[p][d];
+        for (int e = 0; e < 3; ++e) (*x_bar)[p][e] += fb * grad[e];
+        dot += double(fb) * double(value);
+      }
+    } else {
+      DIFFPM_OMP(omp parallel for schedule(static))
+      for (std::ptrdiff_t p = 0; p < n; ++p)
+        particles::detail::interpolate<false>(m, x[p].data(), g, F[p][d], nullptr);
+    }
+    timings.readout += seconds_since(t0);
+    return dot;
   }
 
   using clock = std::chrono::steady_clock;
@@ -225,7 +243,7 @@ class PmForce {
     particles::paint_cic(x, real_);
     timings.paint += seconds_since(t0);
     t0 = clock::now();
-    plan_.forward(real_, k_);
+    plan_->forward(real_, k_);
     timings.fft += seconds_since(t0);
     last_count_ = x.size();
   }
@@ -238,7 +256,7 @@ class PmForce {
     mesh::apply_potential_kernel(k_, kernel_, Omega_m, scale(last_count_), k_);
     timings.kernels += seconds_since(t0);
     t0 = clock::now();
-    plan_.inverse_destroying_input(k_, real_);
+    plan_->inverse_destroying_input(k_, real_);
     timings.fft += seconds_since(t0);
   }
 
@@ -254,12 +272,12 @@ class PmForce {
     mesh::apply_force_kernel(k_, d, kernel_, Omega_m, scale(last_count_), work_k_);
     timings.kernels += seconds_since(t0);
     t0 = clock::now();
-    plan_.inverse_destroying_input(work_k_, real_);
+    plan_->inverse_destroying_input(work_k_, real_);
     timings.fft += seconds_since(t0);
     return real_;
   }
 
-  FftPlan<T> plan_;
+  std::shared_ptr<const FftPlan<T>> plan_;
   mesh::ForceKernelOptions kernel_;
   std::size_t mean_count_ = 0, last_count_ = 0;
   bool stencil_ = true;  // finite-difference gradient: applied in real space

@@ -1,7 +1,7 @@
 /// \file
 /// \brief A bit-exactly reversible kick-drift-kick integrator on a fixed-point particle state,
-/// so that the adjoint pass can rebuild the forward trajectory by running backwards (DESIGN.md,
-/// "The adjoint") instead of storing it.
+/// so that the adjoint pass can rebuild the forward trajectory by running backwards
+/// (docs/design.md, "The adjoint") instead of storing it.
 ///
 /// Why fixed point. The leapfrog is time-reversible in exact arithmetic, but in floating point
 /// x + D p - D p != x in general, so running it backwards drifts away from the forward
@@ -26,6 +26,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
@@ -134,6 +135,35 @@ struct FixedPointState {
     }
   }
 
+  /// A 64-bit fingerprint of the integers (positions, momenta, and which particle holds them)
+  /// and the momentum quantum: equal states give equal digests; a state that differs in any bit
+  /// gives another digest except with probability ~2^-64. A sum over particles of per-particle
+  /// hashes (each word folded in by xor and an odd multiplication, which are bijections, then
+  /// splitmix64's finaliser: Steele, Lea & Flood 2014), so its value does not depend on the
+  /// thread count. Costs one pass over the state.
+  std::uint64_t digest() const {
+    auto mix = [](std::uint64_t z) {
+      z += 0x9e3779b97f4a7c15ull;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      return z ^ (z >> 31);
+    };
+    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+    unsigned long long sum = 0;
+    DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : sum))
+    for (std::ptrdiff_t i = 0; i < n; ++i) {
+      std::uint64_t h = std::uint64_t(i) * 0xd6e8feb86659fd93ull;
+      for (int d = 0; d < 3; ++d) h = (h ^ x[i][d]) * 0x9fb21c651e98df25ull;
+      for (int d = 0; d < 3; ++d)
+        h = (h ^ static_cast<std::uint64_t>(p[i][d])) * 0xc2b2ae3d27d4eb4full;
+      sum += mix(h);
+    }
+    std::uint64_t q;
+    static_assert(sizeof(q) == sizeof(momentum_quantum), "double is 64 bits");
+    std::memcpy(&q, &momentum_quantum, sizeof(q));
+    return mix(std::uint64_t(sum) ^ mix(q ^ std::uint64_t(n)));
+  }
+
   /// Largest magnitude, in quanta, of a value or an increment: 2^62 leaves a factor 2 of
   /// headroom in the 64-bit integers (for a position increment: a quarter box per drift).
   static constexpr double max_quanta = 0x1p62;
@@ -196,7 +226,7 @@ inline void fixed_drift(FixedPointState& st, double D, int sign) {
 
 }  // namespace detail
 
-/// How the reverse pass of a fixed-point run gets the forward trajectory back (issue 5; all
+/// How the reverse pass of a fixed-point run gets the forward trajectory back (all
 /// three see the same integer states, hence give the same gradient bits):
 ///  - store: the forward run keeps the state of every step (memory grows with the steps);
 ///  - reverse: the reverse pass runs the integrator backwards from the final state, bit for bit
@@ -210,12 +240,20 @@ enum class AdjointMode { store, reverse, checkpoint };
 
 /// What integrate_fixed_point keeps for the reverse pass. half_steps[j] is the state after the
 /// first kick of step i = j (store) or i = j k (checkpoint, k = checkpoint_every): positions at
-/// a_i, momenta at the half step. Nothing is kept in reverse mode: the final state is the
+/// a_i, momenta at the half step. No state is kept in reverse mode: the final state is the
 /// run's own.
+///
+/// Every mode also keeps the digests (FixedPointState::digest) of the run's first and last
+/// states: the reverse pass checks that it starts from the run's final state, and in reverse
+/// mode that it rebuilt the first state bit for bit, throwing ReversibilityError otherwise
+/// (docs/adjoint.md, "What exact reversal rests on").
 struct FixedPointRecord {
   AdjointMode mode = AdjointMode::reverse;
   std::size_t checkpoint_every = 8;
   std::vector<FixedPointState> half_steps;
+  bool has_digests = false;        ///< set by integrate_fixed_point
+  std::uint64_t start_digest = 0;  ///< of the state at a_steps.front()
+  std::uint64_t end_digest = 0;    ///< of the state at a_steps.back()
 
   /// Whether step i's half-step state is kept.
   bool keeps(std::size_t i) const {
@@ -275,7 +313,11 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
   state.positions(x);
   force(x, F);
   FixedPointState snap;
-  if (record) record->half_steps.clear();
+  if (record) {
+    record->half_steps.clear();
+    record->has_digests = true;
+    record->start_digest = state.digest();
+  }
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
     const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
     detail::fixed_kick(state, factors.kick(a0, ah, a0), F, +1);
@@ -291,6 +333,7 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
     force(x, F);
     detail::fixed_kick(state, factors.kick(ah, a1, a1), F, +1);
   }
+  if (record) record->end_digest = state.digest();
 }
 
 /// Undoes integrate_fixed_point over the same a_steps, force and stepper: from the state at
@@ -331,7 +374,7 @@ using SnapshotAdjoint =
 /// second half kicks, the drift factors, and the sum of what the force adjoint returned (for
 /// the PM force, dL/dOmega_m); for each snapshot (sorted by a), the step whose half-step state
 /// it was drifted from (steps for one at a_steps.front(), not drifted) and dL/d(its drift
-/// factor D(a_i, a_s, a_h)). The cosmology turns them into parameter derivatives (DESIGN.md,
+/// factor D(a_i, a_s, a_h)). The cosmology turns them into parameter derivatives (docs/design.md,
 /// "The adjoint": dL/dtheta = sum_c dL/dc dc/dtheta); the drift factor of a snapshot also
 /// carries the dependence on a_s.
 struct IntegratorGradient {
@@ -386,6 +429,11 @@ IntegratorGradient integrate_fixed_point_adjoint(
     }
   }
   state.validate(fn);
+  if (record && record->has_digests && state.digest() != record->end_digest) {
+    throw InvalidArgument(std::string(fn) +
+                          ": the state is not the final state of the recorded run (its digest "
+                          "differs); pass the state integrate_fixed_point returned, unchanged");
+  }
   const std::size_t np = state.x.size();
   if (x_bar.size() != np || p_bar.size() != np) {
     throw InvalidArgument(std::string(fn) + ": x_bar and p_bar hold " +
@@ -508,6 +556,18 @@ IntegratorGradient integrate_fixed_point_adjoint(
   while (next_snap > 0) {
     auto& s = g.snapshots[--next_snap];
     snapshot_bar(s.a, mode == AdjointMode::reverse ? state : half_step(0));
+  }
+  if (mode == AdjointMode::reverse && record && record->has_digests &&
+      state.digest() != record->start_digest) {
+    throw ReversibilityError(
+        std::string(fn) +
+        ": the reverse pass did not rebuild the run's first state bit for bit, so the gradient "
+        "it computed is wrong. The force of the reverse pass (force_and_adjoint) differed from "
+        "the forward pass's at some step: it must be the same deterministic function of the "
+        "positions, bit for bit. Usual causes: a new FFT plan for the reverse pass made after "
+        "the process loaded FFTW wisdom (share one plan: PmForce's shared_plan), a thread count "
+        "that changed between the passes for a force that depends on it, or a force callable "
+        "with state of its own. AdjointMode::store or checkpoint do not need exact reversal.");
   }
   return g;
 }

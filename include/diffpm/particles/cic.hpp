@@ -78,22 +78,41 @@ struct WeightedPoint {
   T w[K];
 };
 
+/// The CIC readout at x: the interpolated value and, with Gradient, its position gradient (in
+/// mesh units per Mpc/h). Every readout in diffpm runs this one routine, so the value is the
+/// same arithmetic, bit for bit, whether or not the gradient is asked for: the forward force and
+/// the reverse pass of the exact integrator (nbody/reversible.hpp) rely on that. The weights and
+/// their derivatives are those of detail/cic_weights.hpp.
+template <bool Gradient, class T>
+inline void interpolate(const T* m, const T x[3], const CicGeometry<T>& g, T& value,
+                        identity_t<T>* grad) {
+  std::size_t idx[8];
+  T w[8], dw[3][8];
+  // The same weights either way: both routines form w_x w_y w_z left to right (products only,
+  // nothing a compiler may contract), and cic_stencil spares the derivatives.
+  if constexpr (Gradient) {
+    cic_stencil_gradient(x, g, idx, w, dw);
+    grad[0] = grad[1] = grad[2] = T(0);
+  } else {
+    cic_stencil(x, g, idx, w);
+  }
+  value = T(0);
+  for (int c = 0; c < 8; ++c) {
+    const T mc = m[idx[c]];
+    value += w[c] * mc;
+    if constexpr (Gradient) {
+      grad[0] += dw[0][c] * mc;
+      grad[1] += dw[1][c] * mc;
+      grad[2] += dw[2][c] * mc;
+    }
+  }
+}
+
 /// Interpolated value and its position gradient at x (the core of readout_cic_gradient and of
 /// both adjoints).
 template <class T>
 void value_and_gradient(const T* m, const T x[3], const CicGeometry<T>& g, T& value, T grad[3]) {
-  std::size_t idx[8];
-  T w[8], dw[3][8];
-  cic_stencil_gradient(x, g, idx, w, dw);
-  value = T(0);
-  grad[0] = grad[1] = grad[2] = T(0);
-  for (int c = 0; c < 8; ++c) {
-    const T mc = m[idx[c]];
-    value += w[c] * mc;
-    grad[0] += dw[0][c] * mc;
-    grad[1] += dw[1][c] * mc;
-    grad[2] += dw[2][c] * mc;
-  }
+  interpolate<true>(m, x, g, value, grad);
 }
 }  // namespace detail
 
@@ -225,12 +244,7 @@ void readout_cic(const mesh::RealField<T>& mesh, const Positions<T>& positions,
   DIFFPM_OMP(omp parallel for schedule(static) reduction(| : bad))
   for (std::ptrdiff_t p = 0; p < n; ++p) {
     bad |= !detail::finite_position(positions[p]);
-    std::size_t idx[8];
-    T w[8];
-    detail::cic_stencil(positions[p].data(), g, idx, w);
-    T v = T(0);
-    for (int c = 0; c < 8; ++c) v += w[c] * m[idx[c]];
-    values[p] = v;
+    detail::interpolate<false>(m, positions[p].data(), g, values[p], nullptr);
   }
   if (bad) detail::throw_non_finite(positions, "readout_cic");
 }
@@ -419,7 +433,7 @@ void deconvolve_cic(mesh::ComplexField<T>& field) {
   if (field.data.size() != grid.complex_size()) {
     throw InvalidArgument("deconvolve_cic: field holds " + std::to_string(field.data.size()) +
                           " modes for a half spectrum of " + std::to_string(grid.complex_size()) +
-                          " on a mesh of " + detail::describe(grid));
+                          " on a mesh of " + grid.to_string());
   }
   const int nx = grid.n[0], ny = grid.n[1], nzc = grid.complex_nz();
   const auto wx = detail::cic_window_axis(grid, 0, nx);
