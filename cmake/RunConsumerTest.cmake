@@ -7,7 +7,8 @@
 #   INSTALL_FROM, INSTALL_PREFIX (optional)
 #                            first run `cmake --install INSTALL_FROM --prefix INSTALL_PREFIX`
 #
-# The consumer is built with `ctest --build-and-test` and its `consumer` program is run.
+# The consumer is built with `ctest --build-and-test` and its `consumer` program is run, then
+# its `consumer_io` program (FITS and PNG through diffpm::io), from the build directory.
 
 foreach(_var SOURCE_DIR BINARY_DIR INITIAL_CACHE GENERATOR)
   if(NOT DEFINED ${_var})
@@ -60,4 +61,15 @@ execute_process(
   RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "Consumer project ${SOURCE_DIR} failed (${_rc})")
+endif()
+
+# Single-configuration generators put the program in the build directory, multi-configuration
+# ones in a folder named after the configuration.
+set(_io_program "${BINARY_DIR}/consumer_io")
+if(CONFIG AND EXISTS "${BINARY_DIR}/${CONFIG}/consumer_io")
+  set(_io_program "${BINARY_DIR}/${CONFIG}/consumer_io")
+endif()
+execute_process(COMMAND "${_io_program}" WORKING_DIRECTORY "${BINARY_DIR}" RESULT_VARIABLE _rc)
+if(NOT _rc EQUAL 0)
+  message(FATAL_ERROR "Consumer program ${_io_program} failed (${_rc})")
 endif()

@@ -1,5 +1,7 @@
 /// \file
-/// \brief Umbrella header: a user's first program includes only this.
+/// \brief Umbrella header of the core library (target diffpm::diffpm: Eigen and FFTW only): a
+/// user's first program includes only this. FITS and PNG output are in <diffpm/io.hpp>
+/// (target diffpm::io, which adds cfitsio and zlib).
 #pragma once
 
 #include "diffpm/autodiff/dual.hpp"
@@ -10,6 +12,7 @@
 #include "diffpm/backend/tags.hpp"
 #include "diffpm/core/constants.hpp"
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/floating_point.hpp"
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/core/scalar.hpp"
@@ -27,9 +30,7 @@
 #include "diffpm/ic/philox.hpp"
 #include "diffpm/ic/white_noise.hpp"
 #include "diffpm/io/atomic_file.hpp"
-#include "diffpm/io/fits.hpp"
 #include "diffpm/io/npy.hpp"
-#include "diffpm/io/png.hpp"
 #include "diffpm/io/text_table.hpp"
 #include "diffpm/lensing/angular_power.hpp"
 #include "diffpm/lensing/born.hpp"
