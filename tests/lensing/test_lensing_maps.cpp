@@ -1,4 +1,4 @@
-// Convergence maps from whole runs (lensing_simulation.hpp) against Limber theory (issue 4):
+// Convergence maps from whole runs (lensing_simulation.hpp) against Limber theory:
 // an LPT-only run in the linear regime against the linear Limber C_ell, within the cosmic
 // variance of each ell bin.
 #include <array>

@@ -1,6 +1,6 @@
 // Lightcone kernels: shell painting against a serial brute-force deposit, determinism across
 // thread counts, the adjoints of shell painting, plane sampling and the Born sum by dot-product
-// tests against independent tangents, and the analytic checks of issue 4: a uniform particle
+// tests against independent tangents, and the analytic checks: a uniform particle
 // distribution gives kappa = 0, a thin overdense sheet gives the thin-lens kappa.
 #include <array>
 #include <catch2/catch.hpp>

@@ -4,7 +4,7 @@
 /// The cosmology code is templated on its scalar type. With `T = double` it gives values; with
 /// `T = Dual<N>` the same code carries N exact partial derivatives alongside each value. Fields
 /// are never duals: they get hand-written reverse-mode adjoints, and the two meet in the scalar
-/// coefficients (DESIGN.md).
+/// coefficients (docs/design.md).
 ///
 /// Dual<N> is Eigen's AutoDiffScalar with a fixed-size derivative vector. A hand-written dual
 /// type (value plus std::array, no expression templates) was measured 1.6x slower on the

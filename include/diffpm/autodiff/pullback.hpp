@@ -1,6 +1,6 @@
 /// \file
 /// \brief Where the field adjoints meet the cosmological parameters: dL/dtheta = sum over the
-/// scalar coefficients c of dL/dc dc/dtheta (DESIGN.md, "The adjoint").
+/// scalar coefficients c of dL/dc dc/dtheta (docs/design.md, "The adjoint").
 #pragma once
 
 #include <array>

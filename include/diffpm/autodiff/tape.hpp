@@ -1,6 +1,6 @@
 /// \file
 /// \brief The tape: coarse operations recorded by a forward run with their hand-written reverse
-/// functions, replayed backwards by the gradient pass (DESIGN.md, "The adjoint").
+/// functions, replayed backwards by the gradient pass (docs/design.md, "The adjoint").
 #pragma once
 
 #include <chrono>

@@ -14,7 +14,7 @@ namespace diffpm::cosmology {
 /// Growth of matter perturbations in a smooth-dark-energy background, for any w0wa, curvature
 /// and radiation content (Background).
 ///
-/// With t = ln a and ' = d/dt (PHYSICS.md; Bernardeau et al. 2002, eqs. 45 and 161-163):
+/// With t = ln a and ' = d/dt (docs/physics.md; Bernardeau et al. 2002, eqs. 45 and 161-163):
 ///   D1'' + (2 + dlnE/dlna) D1' = 3/2 Omega_m(a) D1,
 ///   D2'' + (2 + dlnE/dlna) D2' - 3/2 Omega_m(a) D2 = -3/2 Omega_m(a) D1^2,
 /// whose growing solution in matter domination is D2 = -3/7 D1^2 (the sign convention of

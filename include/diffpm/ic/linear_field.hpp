@@ -92,8 +92,8 @@ void for_each_nonzero_mode(const mesh::Grid& grid, const F& f) {
 /// Per-mode coefficients c_n = sqrt(P(|k_n|) N / V) on the half spectrum (Grid::complex_index
 /// order), c_0 = 0: delta_L,n = c_n w_n (docs/conventions.md, "Linear initial conditions").
 /// `power` maps k in h/Mpc to P in (Mpc/h)^3. Kept in double whatever the field precision: they
-/// are the scalar coefficients through which dL/dP_lin flows (DESIGN.md), dc_n/dP = c_n/(2P).
-/// Throws InvalidArgument naming k and P when P is not finite and > 0.
+/// are the scalar coefficients through which dL/dP_lin flows (docs/design.md, "The adjoint"),
+/// dc_n/dP = c_n/(2P). Throws InvalidArgument naming k and P when P is not finite and > 0.
 template <class Power,
           class = std::enable_if_t<std::is_invocable_r_v<double, const Power&, double>>>
 std::vector<double> mode_amplitudes(const mesh::Grid& grid, const Power& power) {

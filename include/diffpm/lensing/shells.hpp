@@ -20,10 +20,10 @@ namespace diffpm::lensing {
 /// g = chi q(chi) / a that vanishes at chi = 0 and at chi_max (no lensing by matter at the
 /// observer or beyond the farthest source). Each particle is weighted into its two nearest
 /// planes with the hat Lambda_i(s) = max(0, 1 - |s - chi_i| / Delta) (CIC along the line of
-/// sight, PHYSICS.md): the hats of nodes 0, chi_1 .. chi_K, chi_max sum to one on [0, chi_max],
-/// and the two end nodes carry zero weight, so K planes give the trapezoidal rule on K + 1
-/// intervals with no plane wasted. The rule is exact when g is linear between nodes; its error
-/// is O(Delta^2 g''), and the hats keep the map continuous in the particle positions and in the
+/// sight, docs/physics.md): the hats of nodes 0, chi_1 .. chi_K, chi_max sum to one on [0,
+/// chi_max], and the two end nodes carry zero weight, so K planes give the trapezoidal rule on K +
+/// 1 intervals with no plane wasted. The rule is exact when g is linear between nodes; its error is
+/// O(Delta^2 g''), and the hats keep the map continuous in the particle positions and in the
 /// cosmology (which moves chi_i), where hard shell edges would make it jump.
 ///
 /// S is the scalar type: double for values, a dual number for derivatives of chi_i, a_i and

@@ -8,7 +8,7 @@
 namespace diffpm::nbody {
 
 /// Time-stepping factors in the FastPM convention (Feng, Chu, Seljak & McDonald 2016,
-/// arXiv:1603.00476, sec. 2.3; PHYSICS.md). Equations of motion with time variable a:
+/// arXiv:1603.00476, sec. 2.3; docs/physics.md). Equations of motion with time variable a:
 ///   dx/da = p / (a^3 E),   dp/da = F / (a^2 E),   F = -grad phi,  lap phi = 3/2 Omega_m delta.
 /// A drift x += D p over [a0, a1] and a kick p += K F over [a0, a1]:
 ///

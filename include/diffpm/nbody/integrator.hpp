@@ -20,7 +20,7 @@ template <class T>
 using Vec3 = std::array<T, 3>;
 
 /// Positions x (Mpc/h, not wrapped: the mesh code wraps them) and momenta p in the FastPM
-/// convention p = a^3 E dx/da (PHYSICS.md), one entry per particle.
+/// convention p = a^3 E dx/da (docs/physics.md), one entry per particle.
 template <class T>
 struct ParticleState {
   std::vector<Vec3<T>> x;

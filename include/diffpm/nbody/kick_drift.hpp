@@ -31,7 +31,7 @@ void axpy(std::vector<std::array<T, 3>>& y, double c, const std::vector<std::arr
     for (int d = 0; d < 3; ++d) y[i][d] += cf * v[i][d];
 }
 
-/// Adjoint of y' = y + c v (PHYSICS.md, adjoint of the leapfrog): y_bar passes through
+/// Adjoint of y' = y + c v (docs/physics.md, "Adjoint of the leapfrog"): y_bar passes through
 /// unchanged, v_bar += c y_bar, and the coefficient's adjoint is c_bar = <y_bar, v>. For the
 /// drift (y = x, v = p, c = D) that is p_bar += D x_bar, dL/dD = <x_bar, p>; for the kick
 /// (y = p, v = F, c = K), F_bar += K p_bar, dL/dK = <p_bar, F>. Returns c_bar; the sum is

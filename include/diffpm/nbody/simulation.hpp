@@ -2,10 +2,10 @@
 /// \brief A complete forward PM simulation: Gaussian initial conditions, LPT, KDK time stepping.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,7 +29,8 @@ struct SimulationConfig {
   std::array<int, 3> mesh{128, 128, 128};          ///< force-mesh cells per side
   double a_start = 0.1;
   double a_end = 1.0;
-  int steps = 10;  ///< 0: no PM steps, particles placed by LPT at every requested a (a_start unused)
+  int steps =
+      10;  ///< 0: no PM steps, particles placed by LPT at every requested a (a_start unused)
   StepSpacing spacing = StepSpacing::linear;
   int lpt_order = 2;
   std::uint64_t seed = 42;
@@ -62,7 +63,7 @@ struct SimulationResult {
   mesh::ComplexField<T> delta_linear;  ///< delta_L(k) at a = 1 on the IC grid (the lattice)
 };
 
-/// Runs the standard forward model (DESIGN.md, "Data flow"):
+/// Runs the standard forward model (docs/design.md, "Data flow"):
 ///   white noise (Philox, seed) on the lattice grid -> delta_L(k) = w sqrt(P_lin(k, a=1) N/V)
 ///   -> LPT displacements and momenta at a_start -> `steps` KDK steps to a_end on the force mesh.
 /// `hook` (optional) sees positions at the `snapshots` scale factors (integrator.hpp).
@@ -123,8 +124,7 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
   std::size_t n_lpt_snaps = 0;
   {
     ParticleState<T> snap;
-    while (n_lpt_snaps < snaps.size() &&
-           (cfg.steps == 0 || snaps[n_lpt_snaps] <= cfg.a_start)) {
+    while (n_lpt_snaps < snaps.size() && (cfg.steps == 0 || snaps[n_lpt_snaps] <= cfg.a_start)) {
       const double as = snaps[n_lpt_snaps++];
       say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(as) + " (snapshot)");
       lpt_state(as, snap);
