@@ -67,8 +67,9 @@ struct LimberOptions {
 /// parallel (OpenMP), each summed in a fixed order, so results do not depend on the threads.
 /// Cost for 1000 ells, one core, EH spectrum, a source distribution to z = 2.35 (424 nodes):
 /// twice that of the 208-node rule in chi this replaced, which could not resolve the wiggles;
-/// measured 100 ms with halofit, 54 ms linear in double and 0.56 s with halofit carrying all 8
-/// derivatives, where that rule took 49, 26 and 0.25 s (docs/cosmology.md).
+/// measured on a shared machine 100 ms with halofit, 54 ms linear in double and 0.56 s with
+/// halofit carrying all 8 derivatives, where that rule took 49 ms, 26 ms and 0.25 s
+/// (docs/cosmology.md).
 ///
 /// `qi` and `qj` must have been built on `cosmo` (checked); ells must be finite and >= 0.
 template <class T>
