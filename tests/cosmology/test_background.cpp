@@ -118,6 +118,46 @@ TEST_CASE("Luminosity and angular diameter distances match CLASS, curved models 
   }
 }
 
+TEST_CASE("f_K and c_K: closed forms, series, addition theorem, c_K = df_K/dchi",
+          "[cosmology][background]") {
+  const double dh = diffpm::constants::hubble_distance;
+  // Omega_k of both signs, large enough for the sinh/sin branches and small enough for the
+  // series at every chi (|x| = |Omega_k| (chi H0/c)^2 < 1e-2), and flat.
+  for (double ok : {0.05, -0.05, 1e-4, -1e-4, 0.0}) {
+    Parameters<double> p;
+    p.Omega_k = ok;
+    const Background<double> bg(p);
+    for (double chi : {1.0, 300.0, 1500.0, 3000.0, 6000.0}) {
+      INFO("Omega_k " << ok << " chi " << chi);
+      const long double s = std::sqrt(std::abs(static_cast<long double>(ok)));
+      const long double r = static_cast<long double>(chi) / dh;
+      const long double f = ok > 0   ? std::sinh(s * r) / s * dh
+                            : ok < 0 ? std::sin(s * r) / s * dh
+                                     : static_cast<long double>(chi);
+      const long double c = ok > 0 ? std::cosh(s * r) : ok < 0 ? std::cos(s * r) : 1.0L;
+      // Closed forms in long double: the series and the double branches agree to rounding.
+      CHECK(bg.transverse_distance(chi) == Approx(static_cast<double>(f)).epsilon(1e-15));
+      CHECK(bg.curvature_cosine(chi) == Approx(static_cast<double>(c)).epsilon(1e-15));
+      // c_K = df_K/dchi: central difference, truncation h^2 |Omega_k| (H0/c)^2 / 6 < 1e-11 and
+      // round-off ~1e-16 chi / h = 1e-11, relative.
+      const double h = 1e-5 * chi;
+      const double slope =
+          (bg.transverse_distance(chi + h) - bg.transverse_distance(chi - h)) / (2.0 * h);
+      CHECK(bg.curvature_cosine(chi) == Approx(slope).epsilon(1e-9));
+      // The addition theorem the lensing efficiency rests on, f_K(x - y) = f_K(x) c_K(y) -
+      // c_K(x) f_K(y), with x = 1.7 chi: rounding of the difference, ~1e-15 relative.
+      const double x = 1.7 * chi;
+      CHECK(bg.transverse_distance(x - chi) ==
+            Approx(bg.transverse_distance(x) * bg.curvature_cosine(chi) -
+                   bg.curvature_cosine(x) * bg.transverse_distance(chi))
+                .epsilon(1e-13));
+    }
+    // D_M(a) is f_K at chi(a), bit for bit.
+    for (double a : {0.2, 0.7})
+      CHECK(bg.transverse_comoving_distance(a) == bg.transverse_distance(bg.comoving_distance(a)));
+  }
+}
+
 TEST_CASE("E(a) is exact and chi(a) follows analytic solutions", "[cosmology][background]") {
   // Einstein-de Sitter (Omega_m = 1, no radiation): E = a^-3/2, chi = 2 (c/H0) (1 - sqrt(a)).
   Parameters<double> eds;

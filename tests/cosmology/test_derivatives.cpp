@@ -84,6 +84,12 @@ std::vector<Case> background_and_growth_cases() {
         "D_M" + at, [a](const auto& c) { return c.background().transverse_comoving_distance(a); }));
     cases.push_back(make_case(
         "D_A" + at, [a](const auto& c) { return c.background().angular_diameter_distance(a); }));
+    cases.push_back(make_case("c_K(chi(a))" + at, [a](const auto& c) {
+      return c.background().curvature_cosine(c.background().comoving_distance(a));
+    }));
+    cases.push_back(make_case("dchi/dln a" + at, [a](const auto& c) {
+      return c.background().comoving_distance_slope(a);
+    }));
     cases.push_back(
         make_case("D1" + at, [a](const auto& c) { return c.growth().growth_factor(a); }));
     cases.push_back(make_case("f1" + at, [a](const auto& c) { return c.growth().growth_rate(a); }));
@@ -92,6 +98,11 @@ std::vector<Case> background_and_growth_cases() {
     cases.push_back(
         make_case("f2" + at, [a](const auto& c) { return c.growth().growth_rate_2(a); }));
   }
+  // f_K and c_K at a fixed distance: only Omega_k acts (through the series when it is 0).
+  cases.push_back(make_case(
+      "f_K(chi = 1500)", [](const auto& c) { return c.background().transverse_distance(1500.0); }));
+  cases.push_back(make_case("c_K(chi = 1500)",
+                            [](const auto& c) { return c.background().curvature_cosine(1500.0); }));
   // a(chi) at a fixed distance: moves with every background parameter.
   cases.push_back(make_case("a(chi = 1500)", [](const auto& c) {
     return c.background().scale_factor_at_distance(1500.0);

@@ -164,10 +164,13 @@ TEST_CASE("run_lensing_simulation rejects bad input", "[lensing][maps]") {
   early.a_end = 0.3;
   CHECK_THROWS_WITH(lensing::run_lensing_simulation<float>(cosmo, early, lens, {fixed}),
                     Catch::Contains("a_end"));
-  // Curved cosmologies have no lensing efficiency here (flat sky, flat universe).
+  // Curved cosmologies are refused: the lightcone is flat-sky in a flat universe (the lensing
+  // efficiency itself handles curvature, so the refusal is the simulation's own).
   Parameters<double> curved;
   curved.Omega_k = 0.05;
   const Cosmology<double> open_cosmo(curved);
   CHECK_THROWS_AS(lensing::run_lensing_simulation<float>(open_cosmo, sim, lens, {fixed}),
                   InvalidArgument);
+  CHECK_THROWS_WITH(lensing::run_lensing_simulation<float>(open_cosmo, sim, lens, {fixed}),
+                    Catch::Contains("Omega_k = 0.05"));
 }

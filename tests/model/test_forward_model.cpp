@@ -384,6 +384,15 @@ TEST_CASE("the forward model rejects bad input", "[model][errors]") {
   auto p = fiducial();
   p.sigma8 = -1.0;
   CHECK_THROWS_WITH(m.forward(p, m.white_noise(1)), Catch::Contains("sigma8"));
+  // A curved universe with lensing: the lightcone is flat-sky in a flat universe.
+  p = fiducial();
+  p.Omega_k = 0.05;
+  CHECK_THROWS_WITH(m.forward(p, m.white_noise(1)), Catch::Contains("Omega_k = 0.05"));
+  auto curved_grids = cfg;
+  curved_grids.plane_grid_cosmology.Omega_k = -0.05;
+  model::ForwardModel<double> curved_model(curved_grids);
+  CHECK_THROWS_WITH(curved_model.forward(fiducial(), curved_model.white_noise(1)),
+                    Catch::Contains("plane_grid_cosmology: Omega_k = -0.05"));
   // A gradient without a forward run, and a second one after it.
   CHECK_THROWS_WITH(m.gradient({}), Catch::Contains("no forward run"));
   m.forward(fiducial(), m.white_noise(1));

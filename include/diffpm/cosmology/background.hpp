@@ -1,5 +1,5 @@
 /// \file
-/// \brief Expansion history E(a) and distances chi(a), D_M, D_A, D_L and the inverse a(chi).
+/// \brief Expansion history E(a), distances chi(a), f_K(chi), D_M, D_A, D_L and the inverse a(chi).
 #pragma once
 
 #include <algorithm>
@@ -144,12 +144,28 @@ class Background {
     return detail::hermite(grid_, chi_, chi_slope_, lna);
   }
 
-  /// Transverse comoving distance D_M in Mpc/h: (c/H0)/sqrt(Ok) sinh(sqrt(Ok) chi H0/c) for
-  /// Omega_k > 0, the sine with |Omega_k| for Omega_k < 0 (Hogg 1999, eq. 16). Near Omega_k = 0
-  /// a series in x = Omega_k (chi H0/c)^2 keeps the derivative with respect to Omega_k exact at
-  /// Omega_k = 0, where a branch on the sign would drop it.
+  /// dchi/dln a of comoving_distance's interpolant in Mpc/h (negative): -(c/H0) / (a E(a)) at
+  /// the table's nodes and to 2e-7 between them, and exactly the slope of the chi(a)
+  /// comoving_distance returns, so an integral over chi rewritten as one over ln a (or z) with
+  /// it is the same integral over the interpolated chi.
+  T comoving_distance_slope(const T& a) const {
+    check_a(a, "comoving_distance_slope");
+    const T lna = log(a);
+    return detail::hermite_slope(grid_, chi_, chi_slope_, lna);
+  }
+
+  /// Transverse comoving distance D_M(a) = f_K(chi(a)) in Mpc/h (transverse_distance).
   T transverse_comoving_distance(const T& a) const {
-    const T chi = comoving_distance(a);
+    return transverse_distance(comoving_distance(a));
+  }
+
+  /// f_K(chi) in Mpc/h, the transverse comoving distance at comoving radial distance chi (Mpc/h):
+  /// with x = Omega_k (chi H0/c)^2, (c/H0)/sqrt(Omega_k) sinh(sqrt(x)) for Omega_k > 0 (open,
+  /// curvature K = -Omega_k (H0/c)^2 < 0), the sine with |Omega_k| for Omega_k < 0 (closed), and
+  /// chi for Omega_k = 0 (Hogg 1999, eq. 16; Bartelmann & Schneider 2001's f_K). Near x = 0 a
+  /// series keeps the derivative with respect to Omega_k exact at Omega_k = 0, where a branch
+  /// on the sign would drop it. chi may carry derivatives too.
+  T transverse_distance(const T& chi) const {
     const T r = chi / constants::hubble_distance;
     const T x = Ok_ * r * r;
     const double xv = value_of(x);
@@ -163,6 +179,25 @@ class Background {
     const T sq = sqrt(abs(Ok_));
     if (xv > 0) return constants::hubble_distance / sq * sinh(sq * r);
     return constants::hubble_distance / sq * sin(sq * r);
+  }
+
+  /// c_K(chi) = df_K/dchi, dimensionless: cosh(sqrt(x)) for Omega_k > 0, cos(sqrt(-x)) for
+  /// Omega_k < 0, 1 for Omega_k = 0 (x as in transverse_distance). With f_K it gives the
+  /// addition theorem f_K(chi1 - chi2) = f_K(chi1) c_K(chi2) - c_K(chi1) f_K(chi2), which keeps
+  /// the curved lensing efficiency a sum of separable terms (lensing/lensing_efficiency.hpp).
+  /// The same series near x = 0 keeps d/dOmega_k exact at Omega_k = 0.
+  T curvature_cosine(const T& chi) const {
+    const T r = chi / constants::hubble_distance;
+    const T x = Ok_ * r * r;
+    const double xv = value_of(x);
+    if (std::abs(xv) < 1e-2) {
+      // cosh(sqrt x) = sum x^k / (2k)!, truncated where x^6/12! < 1e-21.
+      return 1.0 +
+             x / 2.0 * (1.0 + x / 12.0 * (1.0 + x / 30.0 * (1.0 + x / 56.0 * (1.0 + x / 90.0))));
+    }
+    const T sq = sqrt(abs(Ok_));
+    if (xv > 0) return cosh(sq * r);
+    return cos(sq * r);
   }
 
   /// Angular diameter distance D_A = a D_M, Mpc/h.

@@ -15,6 +15,19 @@
 
 namespace diffpm::lensing {
 
+/// Throws InvalidArgument unless the value of Omega_k is 0. The Born weights below and the
+/// lightcone (lightcone.hpp) are those of a flat universe, chi where a curved one has f_K(chi),
+/// on a flat sky tiled by a periodic box; a curved cosmology would give maps that are silently
+/// wrong. (LensingEfficiency and limber_convergence_cl handle curvature.) `who` names the
+/// caller in the message.
+inline void require_flat_universe(double Omega_k, const std::string& who) {
+  if (Omega_k != 0.0) {
+    throw InvalidArgument(who + ": Omega_k = " + format_number(Omega_k) +
+                          " (the lightcone and its Born weights are those of a flat universe; "
+                          "only Omega_k = 0 is supported)");
+  }
+}
+
 /// The Born weights of the planes for one source distribution with lensing efficiency q:
 ///   c_i = 3/2 Omega_m (H0/c)^2 Delta chi_i q(chi_i) / a_i,
 /// so that kappa(theta) = sum_i c_i delta_i(chi_i theta) (Bartelmann & Schneider 2001, eq. 6.16

@@ -61,7 +61,7 @@ struct LensingResult {
 /// sim.steps == 0) are painted from LPT at a_i. The observer sits at the middle of the box's
 /// x = 0 face and looks along +x (replicas.hpp). Throws InvalidArgument if the nearest plane
 /// lies after a_end (the run would never reach it), for an empty source list, or for a curved
-/// cosmology (LensingEfficiency).
+/// cosmology (require_flat_universe).
 template <class T>
 LensingResult<T> run_lensing_simulation(
     const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
@@ -70,6 +70,7 @@ LensingResult<T> run_lensing_simulation(
   sim.validate();
   lens.validate();
   if (sources.empty()) throw InvalidArgument("lensing: no source redshifts or distributions");
+  require_flat_universe(cosmo.parameters().Omega_k, "lensing simulation");
   std::vector<LensingEfficiency<double>> q;
   double chi_max = 0.0;
   for (const auto& s : sources) {

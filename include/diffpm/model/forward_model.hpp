@@ -158,10 +158,16 @@ class ForwardModel {
   const autodiff::Tape& tape() const { return tape_; }
 
   /// Runs the model. Throws InvalidArgument for invalid parameters (naming them), noise on
-  /// another grid or not finite, or a lightcone the run cannot reach.
+  /// another grid or not finite, a lightcone the run cannot reach, or Omega_k != 0 with lensing
+  /// (lensing::require_flat_universe).
   const ModelOutput<T>& forward(const cosmology::Parameters<double>& params,
                                 const mesh::RealField<T>& noise) {
     cosmology::validate(params);
+    if (cfg_.lensing) {
+      lensing::require_flat_universe(params.Omega_k, "model");
+      lensing::require_flat_universe(cfg_.plane_grid_cosmology.Omega_k,
+                                     "model: plane_grid_cosmology");
+    }
     check_noise(noise);
     tape_.clear();
     ready_ = false;

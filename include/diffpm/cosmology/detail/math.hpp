@@ -7,6 +7,7 @@
 namespace diffpm::cosmology {
 using std::abs;
 using std::cos;
+using std::cosh;
 using std::exp;
 using std::log;
 using std::pow;
