@@ -76,8 +76,7 @@ void born_accumulate(const Map<T>& plane_map, double c, Map<T>& kappa) {
 template <class T>
 double born_accumulate_adjoint(const Map<T>& plane_map, double c, const Map<T>& kappa_bar,
                                Map<T>& plane_map_bar) {
-  detail::check_same_map(plane_map, kappa_bar, "born_accumulate_adjoint", "plane map",
-                         "kappa_bar");
+  detail::check_same_map(plane_map, kappa_bar, "born_accumulate_adjoint", "plane map", "kappa_bar");
   if (plane_map_bar.data.empty()) plane_map_bar = Map<T>(plane_map.geometry);
   detail::check_same_map(plane_map, plane_map_bar, "born_accumulate_adjoint", "plane map",
                          "plane_map_bar");

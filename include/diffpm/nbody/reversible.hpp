@@ -401,6 +401,11 @@ struct IntegratorGradient {
 /// The derivatives are those of the unrounded kick-drift-kick map (the rounding of the state,
 /// 2^-40 of the momenta, is not differentiated).
 ///
+/// Checks, with a record made by integrate_fixed_point: `state` must be the run's final state
+/// (InvalidArgument otherwise), and in reverse mode the rebuilt first state must be the run's,
+/// bit for bit (ReversibilityError otherwise: the gradient would be wrong). Reverse mode without
+/// a record checks nothing; pass one (mode reverse keeps no states, only the two digests).
+///
 /// Per step, forward p' = p + K1 F(x); x_s = x + D_s p' (snapshots); x' = x + D p';
 /// p'' = p' + K2 F(x'). In reverse the momentum adjoint passes through both kicks unchanged, so
 /// the two kicks that meet at a step boundary x_b share one force adjoint:

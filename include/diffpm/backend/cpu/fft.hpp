@@ -122,9 +122,9 @@ class FftPlan<T, Cpu> {
       ~Buffer() { F::free(p); }
     } r{F::malloc(real_bytes)}, c{F::malloc(complex_bytes)};
     if (!r.p || !c.p) {
-      throw InvalidArgument("FFT plan: cannot allocate " +
-                            std::to_string((real_bytes + complex_bytes) >> 20) +
-                            " MiB to plan the FFT of " + grid.to_string());
+      throw FftError("FFT plan: cannot allocate " +
+                     std::to_string((real_bytes + complex_bytes) >> 20) +
+                     " MiB to plan the FFT of " + grid.to_string());
     }
     const std::lock_guard<std::mutex> lock(detail::fftw_planner_mutex());
     F::init_threads();
