@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <complex>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -364,4 +365,40 @@ TEST_CASE("LPT rejects bad input", "[ic][lpt]") {
   LptFactors<double> fbar;
   CHECK_THROWS_WITH(lpt.adjoint(delta, Vecs<double>(3), Vecs<double>(3), bar, fbar, {}),
                     Contains("for 512 particles"));
+}
+
+TEMPLATE_TEST_CASE("the LPT lattice offset translates every particle, wrapped", "[ic][lpt]", float,
+                   double) {
+  using T = TestType;
+  const Grid grid({8, 6, 10}, {80.0, 60.0, 50.0});
+  Lpt<T> lpt(grid, {4, 3, 5});
+  RealField<T> noise(grid);
+  for (std::size_t c = 0; c < noise.data.size(); ++c) noise.data[c] = T(std::sin(0.7 * double(c)));
+  ComplexField<T> delta(grid);
+  lpt.plan().forward(noise, delta);
+  lpt.compute(delta, 2);
+  const LptFactors<double> f{0.9, -0.2, 1.1, -0.3};
+  // Half a cell of a force mesh twice as fine as the lattice's 20 x 20 x 10 Mpc/h spacing.
+  const Grid force({8, 6, 10}, {80.0, 60.0, 50.0});
+  const auto offset = diffpm::particles::kink_free_offset(force);
+  CHECK(offset == std::array<double, 3>{5.0, 5.0, 2.5});
+  Vecs<T> x0, p0, x1, p1;
+  lpt.particles(f, x0, p0);
+  lpt.particles(f, x1, p1, offset);
+  CHECK(p0 == p1);  // momenta do not move
+  double worst = 0.0;
+  for (std::size_t i = 0; i < x0.size(); ++i)
+    for (int d = 0; d < 3; ++d) {
+      const double L = grid.length[d];
+      REQUIRE(x1[i][d] >= T(0));
+      REQUIRE(x1[i][d] < T(L));
+      double dx = double(x1[i][d]) - double(x0[i][d]) - offset[d];
+      dx -= L * std::round(dx / L);
+      worst = std::max(worst, std::abs(dx));
+    }
+  // Both are rounded to T once from the same double sum: a few ulps of L (80 Mpc/h).
+  CHECK(worst < (sizeof(T) == 4 ? 2e-5 : 1e-13) * 80.0);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(lpt.particles(f, x1, p1, {0.0, nan, 0.0}),
+                    Catch::Contains("lattice offset 1 = nan"));
 }

@@ -336,13 +336,11 @@ class ForwardModel {
     }
   }
 
-  /// LPT positions (shifted by half a force cell, as run_simulation does) and momenta at a.
+  /// LPT positions (off the force mesh's CIC kinks, as run_simulation's) and momenta at a.
   void lpt_positions(double a, particles::Positions<T>& x, particles::Positions<T>* p = nullptr) {
     const auto f = particles::lpt_factors(*cosmo_, a, cfg_.simulation.lpt_order);
     particles::Positions<T> p_local;
-    lpt_->particles(f, x, p ? *p : p_local);
-    for (auto& xi : x)
-      for (int d = 0; d < 3; ++d) xi[d] += static_cast<T>(0.5 * force_grid_.cell_size(d));
+    lpt_->particles(f, x, p ? *p : p_local, particles::kink_free_offset(force_grid_));
   }
 
   void build_lightcone() {
@@ -484,9 +482,7 @@ class ForwardModel {
     particles::Lpt<T>& lpt = lpt_adjoint();
     const auto f = particles::lpt_factors(*cosmo_, a, cfg_.simulation.lpt_order);
     particles::Positions<T> x, p;
-    lpt.particles(f, x, p);
-    for (auto& xi : x)
-      for (int d = 0; d < 3; ++d) xi[d] += static_cast<T>(0.5 * force_grid_.cell_size(d));
+    lpt.particles(f, x, p, particles::kink_free_offset(force_grid_));
     particles::Positions<T> x_bar(x.size(), {T(0), T(0), T(0)}), zero(x.size(), {T(0), T(0), T(0)});
     cone_->paint_adjoint(a, x, *kappa_bar_, x_bar, cone_grad_);
     pull_back_lpt_factors(plane_scale_factor(a), lpt.adjoint_accumulate(x_bar, zero, f));

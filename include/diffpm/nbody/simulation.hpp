@@ -59,8 +59,10 @@ struct SimulationConfig {
 /// The initial conditions on the particle lattice and the state they evolve into.
 template <class T>
 struct SimulationResult {
-  ParticleState<T> state;              ///< at a_end
-  mesh::ComplexField<T> delta_linear;  ///< delta_L(k) at a = 1 on the IC grid (the lattice)
+  ParticleState<T> state;  ///< at a_end
+  /// delta_L(k) at a = 1 on the IC grid (the untranslated lattice: the particles carry
+  /// particles::kink_free_offset of the force mesh, a phase e^{-i k . offset} away).
+  mesh::ComplexField<T> delta_linear;
 };
 
 /// Runs the standard forward model (docs/design.md, "Data flow"):
@@ -108,17 +110,11 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
     ic::linear_field(lpt->plan(), noise, amplitude, r.delta_linear, lo);
   }
   lpt->compute(r.delta_linear, cfg.lpt_order);
-  // LPT particles at a. Shifted by half a force-mesh cell: on the lattice q = i L/N_p the
-  // particles sit exactly on mesh points, where the CIC weights have their kink: the painted
-  // density is then not differentiable in the displacement, and its linear response is off by
-  // O(k dx) (a plane wave of 1% of the Nyquist scale got a 4.5% force error with B = 1; 0.24%
-  // with the shift; tests/nbody/test_simulation.cpp). A uniform translation changes nothing
-  // else in a periodic box.
+  // LPT particles at a, off the force mesh's CIC kinks (particles::kink_free_offset).
+  const auto offset = particles::kink_free_offset(force_grid);
   auto lpt_state = [&](double a, ParticleState<T>& state) {
     const auto factors = particles::lpt_factors(cosmo, a, cfg.lpt_order);
-    lpt->particles(factors, state.x, state.p);
-    for (auto& x : state.x)
-      for (int d = 0; d < 3; ++d) x[d] += static_cast<T>(0.5 * force_grid.cell_size(d));
+    lpt->particles(factors, state.x, state.p, offset);
   };
   // Snapshots from LPT: before a_start, or every one in an LPT-only run.
   std::size_t n_lpt_snaps = 0;
