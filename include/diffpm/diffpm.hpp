@@ -61,5 +61,6 @@
 #include "diffpm/nbody/simulation.hpp"
 #include "diffpm/nbody/time_steps.hpp"
 #include "diffpm/particles/cic.hpp"
+#include "diffpm/particles/cic_plan.hpp"
 #include "diffpm/particles/lpt.hpp"
 #include "diffpm/particles/particles.hpp"

@@ -15,6 +15,7 @@
 #include "diffpm/mesh/finite_difference.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/particles/cic.hpp"
+#include "diffpm/particles/cic_plan.hpp"
 
 namespace diffpm::nbody {
 
@@ -56,10 +57,11 @@ class PmForce {
   PmForce(std::shared_ptr<const FftPlan<T>> plan, mesh::ForceKernelOptions kernel = {},
           std::size_t mean_count = 0)
       : plan_(std::move(plan)),
+        points_(require_plan(plan_, "PmForce").grid()),
         kernel_(kernel),
         mean_count_(mean_count),
         stencil_(kernel.real_space_gradient && mesh::has_real_space_stencil(kernel.gradient)),
-        real_(require_plan(plan_, "PmForce").grid()),
+        real_(plan_->grid()),
         k_(plan_->grid()) {
     if (stencil_) {
       scratch_ = mesh::RealField<T>(grid());
@@ -80,6 +82,7 @@ class PmForce {
     prepare_force_meshes(Omega_m);
     F.resize(x.size());
     for (int d = 0; d < 3; ++d) read_force(d, force_mesh(d, Omega_m), x, F, nullptr, nullptr);
+    points_.clear();
   }
 
   /// Vector-Jacobian product: given F_bar = dL/dF, accumulates x_bar += (dF/dx)^T F_bar and
@@ -129,7 +132,6 @@ class PmForce {
     density_spectrum(x);
     prepare_force_meshes(Omega_m);  // real space: phi; spectral: k_ stays, force_mesh() reads it
     double omega_bar = 0.0;
-    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
     // (1) readout weights, one fused pass per component: x_bar += F_bar_d grad F_d(x) and
     // <F_bar_d, F_d> for Omega_m; the value is F_d itself, from the readout operator() runs.
     particles::Positions<T> F_local;
@@ -137,14 +139,13 @@ class PmForce {
     F.resize(x.size());
     for (int d = 0; d < 3; ++d)
       omega_bar += read_force(d, force_mesh(d, Omega_m), x, F, &F_bar, &x_bar) / Omega_m;
-    // (2) through the mesh: readout^T (paint of F_bar_d), then the transposed kernel, summed over
-    // d into k_; the force meshes are no longer needed, so no extra mesh is allocated.
-    std::vector<T> component_bar(x.size());
+    // (2) through the mesh: readout^T (paint of F_bar_d, from the points the density paint
+    // bucketed), then the transposed kernel, summed over d into k_; the force meshes are no
+    // longer needed, so no extra mesh is allocated.
     auto paint_component = [&](int d, mesh::RealField<T>& target) {
-      DIFFPM_OMP(omp parallel for schedule(static))
-      for (std::ptrdiff_t p = 0; p < n; ++p) component_bar[p] = F_bar[p][d];
       const auto t0 = clock::now();
-      particles::paint_cic(x, component_bar, target);
+      const particles::Vec3View<const T> fb = particles::view(F_bar);
+      points_.paint(fb.component[d], fb.stride, target);
       timings.paint += seconds_since(t0);
     };
     auto mode = [](int d) {
@@ -184,6 +185,7 @@ class PmForce {
     T weight_bar = 0;
     particles::paint_cic_adjoint(real_, x, T(1), x_bar, weight_bar);
     timings.paint += seconds_since(t0);
+    points_.clear();
     return omega_bar;
   }
 
@@ -238,9 +240,11 @@ class PmForce {
     return 1.0 / double(np);
   }
 
+  /// Buckets x into points_ (kept for the adjoint's component paints) and paints the counts.
   void density_spectrum(const particles::Positions<T>& x) {
     auto t0 = clock::now();
-    particles::paint_cic(x, real_);
+    points_.set_points(x);
+    points_.paint(real_);
     timings.paint += seconds_since(t0);
     t0 = clock::now();
     plan_->forward(real_, k_);
@@ -278,6 +282,7 @@ class PmForce {
   }
 
   std::shared_ptr<const FftPlan<T>> plan_;
+  particles::CicPlan<T> points_;  ///< the positions of the current call, bucketed once
   mesh::ForceKernelOptions kernel_;
   std::size_t mean_count_ = 0, last_count_ = 0;
   bool stencil_ = true;  // finite-difference gradient: applied in real space

@@ -97,13 +97,13 @@ struct PlaneBuckets {
   std::vector<std::size_t> start;
 };
 
-/// Buckets the particles by x-plane, item p = make(p); throws InvalidArgument (before anything
-/// is written) on a non-finite coordinate.
-template <class Item, class T, class Make>
-PlaneBuckets<Item> bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
-                                   const CicGeometry<T>& g, const char* function,
+/// Buckets n particles by x-plane, item p = make(p), with position(p) the particle's
+/// coordinates as a std::array<T, 3>; calls on_non_finite() (which must throw) before anything
+/// is written if a coordinate is not finite.
+template <class Item, class T, class Position, class OnNonFinite, class Make>
+PlaneBuckets<Item> bucket_by_plane(std::size_t n_particles, const Position& position,
+                                   const CicGeometry<T>& g, const OnNonFinite& on_non_finite,
                                    const Make& make) {
-  const std::size_t n_particles = positions.size();
   const int nx = g.n[0];
   const T sx = g.cells_per_length[0];
   // Fixed particle blocks, one per thread; any split gives the same stable order.
@@ -117,12 +117,12 @@ PlaneBuckets<Item> bucket_by_plane(const std::vector<std::array<T, 3>>& position
   for (int b = 0; b < n_blocks; ++b) {
     std::size_t* count = counts.data() + std::size_t(b) * nx;
     for (std::size_t p = block_begin(b); p < block_begin(b + 1); ++p) {
-      const auto& x = positions[p];
+      const std::array<T, 3> x = position(p);
       bad |= !finite_position(x);
       ++count[cic_axis(x[0], sx, nx).lo];
     }
   }
-  if (bad) throw_non_finite(positions, function);
+  if (bad) on_non_finite();
 
   PlaneBuckets<Item> buckets;
   buckets.start.assign(std::size_t(nx) + 1, 0);
@@ -144,10 +144,22 @@ PlaneBuckets<Item> bucket_by_plane(const std::vector<std::array<T, 3>>& position
   for (int b = 0; b < n_blocks; ++b) {
     std::size_t* next = counts.data() + std::size_t(b) * nx;
     for (std::size_t p = block_begin(b); p < block_begin(b + 1); ++p) {
-      items[next[cic_axis(positions[p][0], sx, nx).lo]++] = make(p);
+      items[next[cic_axis(position(p)[0], sx, nx).lo]++] = make(p);
     }
   }
   return buckets;
+}
+
+/// bucket_by_plane for diffpm's own position container; throws InvalidArgument naming
+/// `function` and the first particle with a non-finite coordinate.
+template <class Item, class T, class Make>
+PlaneBuckets<Item> bucket_by_plane(const std::vector<std::array<T, 3>>& positions,
+                                   const CicGeometry<T>& g, const char* function,
+                                   const Make& make) {
+  const auto* x = positions.data();
+  return bucket_by_plane<Item>(
+      positions.size(), [x](std::size_t p) { return x[p]; }, g,
+      [&] { throw_non_finite(positions, function); }, make);
 }
 
 /// Calls deposit(item) once for every particle, so that no two concurrent calls write the same
