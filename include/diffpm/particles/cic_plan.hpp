@@ -71,8 +71,8 @@ class CicPlan {
              bool accumulate = false) const {
     prepare(mesh, accumulate);
     T* m = mesh.data.data();
-    // Local copies: a member read through `this` could alias the mesh's T stores, and the
-    // compiler would reload it after every deposit (measured: the paint 1.5x slower).
+    // Local copies, so that the deposit loop reads no member through `this`: the compiler
+    // would have to assume that the mesh's T stores alias it, and reload it every time.
     const detail::CicGeometry<T> g = g_;
     const T weight_p = weight;
     detail::paint_by_planes(buckets_, g.n[0], [m, &g, weight_p](const Point& item) {
