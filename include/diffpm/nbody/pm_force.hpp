@@ -81,7 +81,7 @@ class PmForce {
     density_spectrum(x);
     prepare_force_meshes(Omega_m);
     F.resize(x.size());
-    for (int d = 0; d < 3; ++d) read_force(d, force_mesh(d, Omega_m), x, F, nullptr, nullptr);
+    for (int d = 0; d < 3; ++d) read_force(d, force_mesh(d, Omega_m), x, &F, nullptr, nullptr);
     points_.clear();
   }
 
@@ -133,12 +133,11 @@ class PmForce {
     prepare_force_meshes(Omega_m);  // real space: phi; spectral: k_ stays, force_mesh() reads it
     double omega_bar = 0.0;
     // (1) readout weights, one fused pass per component: x_bar += F_bar_d grad F_d(x) and
-    // <F_bar_d, F_d> for Omega_m; the value is F_d itself, from the readout operator() runs.
-    particles::Positions<T> F_local;
-    particles::Positions<T>& F = F_out ? *F_out : F_local;
-    F.resize(x.size());
+    // <F_bar_d, F_d> for Omega_m; the value is F_d itself (kept when F_out is given), from the
+    // readout operator() runs.
+    if (F_out) F_out->resize(x.size());
     for (int d = 0; d < 3; ++d)
-      omega_bar += read_force(d, force_mesh(d, Omega_m), x, F, &F_bar, &x_bar) / Omega_m;
+      omega_bar += read_force(d, force_mesh(d, Omega_m), x, F_out, &F_bar, &x_bar) / Omega_m;
     // (2) through the mesh: readout^T (paint of F_bar_d, from the points the density paint
     // bucketed), then the transposed kernel, summed over d into k_; the force meshes are no
     // longer needed, so no extra mesh is allocated.
@@ -189,13 +188,14 @@ class PmForce {
     return omega_bar;
   }
 
-  /// The one readout of a force mesh, for operator() and both adjoints: F[p][d] = F_d(x_p), and
-  /// with F_bar also x_bar_p += F_bar_p,d grad F_d(x_p), returning <F_bar_d, F_d>. Both passes
+  /// The one readout of a force mesh, for operator() and both adjoints: F[p][d] = F_d(x_p) (F
+  /// may be null with F_bar), and with F_bar also x_bar_p += F_bar_p,d grad F_d(x_p), returning
+  /// <F_bar_d, F_d>. Both passes
   /// of the exact integrator undo each other's kicks with these values, so they must be the same
   /// bits whatever the caller asks for: one routine computes them in every case
   /// (particles::detail::interpolate, with or without the gradient).
   double read_force(int d, const mesh::RealField<T>& mesh, const particles::Positions<T>& x,
-                    particles::Positions<T>& F, const particles::Positions<T>* F_bar,
+                    particles::Positions<T>* F, const particles::Positions<T>* F_bar,
                     particles::Positions<T>* x_bar) {
     const auto t0 = clock::now();
     const T* m = mesh.data.data();
@@ -207,7 +207,7 @@ class PmForce {
       for (std::ptrdiff_t p = 0; p < n; ++p) {
         T value, grad[3];
         particles::detail::value_and_gradient(m, x[p].data(), g, value, grad);
-        F[p][d] = value;
+        if (F) (*F)[p][d] = value;
         const T fb = (*F_bar)[p][d];
         for (int e = 0; e < 3; ++e) (*x_bar)[p][e] += fb * grad[e];
         dot += double(fb) * double(value);
@@ -215,7 +215,7 @@ class PmForce {
     } else {
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t p = 0; p < n; ++p)
-        particles::detail::interpolate<false>(m, x[p].data(), g, F[p][d], nullptr);
+        particles::detail::interpolate<false>(m, x[p].data(), g, (*F)[p][d], nullptr);
     }
     timings.readout += seconds_since(t0);
     return dot;

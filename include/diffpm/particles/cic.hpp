@@ -79,9 +79,11 @@ struct WeightedPoint {
 };
 
 /// The CIC readout at x: the interpolated value and, with Gradient, its position gradient (in
-/// mesh units per Mpc/h). Every readout in diffpm runs this one routine, so the value is the
-/// same arithmetic, bit for bit, whether or not the gradient is asked for: the forward force and
-/// the reverse pass of the exact integrator (nbody/reversible.hpp) rely on that. The weights and
+/// mesh units per Mpc/h). Every readout of one mesh (readout_cic, its gradient and adjoints,
+/// PmForce's force) runs this one routine, so the value is the same arithmetic, bit for bit,
+/// whether or not the gradient is asked for: the forward force and the reverse pass of the exact
+/// integrator (nbody/reversible.hpp) rely on that. (The three-mesh readout_cic shares one
+/// stencil between its components.) The weights and
 /// their derivatives are those of detail/cic_weights.hpp.
 template <bool Gradient, class T>
 inline void interpolate(const T* m, const T x[3], const CicGeometry<T>& g, T& value,
@@ -106,6 +108,17 @@ inline void interpolate(const T* m, const T x[3], const CicGeometry<T>& g, T& va
       grad[2] += dw[2][c] * mc;
     }
   }
+}
+
+/// The CIC deposit of `weight` at x: m[i] += weight W_i(x) on the 8 points around it, the
+/// transpose of interpolate's value. Every paint of one weight per particle (paint_cic, the
+/// readout adjoint, CicPlan) runs it; the caller orders the deposits (detail::paint_by_planes).
+template <class T>
+inline void deposit(T* m, const T x[3], const CicGeometry<T>& g, T weight) {
+  std::size_t idx[8];
+  T w[8];
+  cic_stencil(x, g, idx, w);
+  for (int c = 0; c < 8; ++c) m[idx[c]] += weight * w[c];
 }
 
 /// Interpolated value and its position gradient at x (the core of readout_cic_gradient and of
@@ -137,10 +150,7 @@ void paint_cic(const Positions<T>& positions, mesh::RealField<T>& mesh,
   if (!accumulate) detail::zero(mesh);
   T* m = mesh.data.data();
   detail::paint_by_planes(buckets, g.n[0], [&](const std::array<T, 3>& item) {
-    std::size_t idx[8];
-    T w[8];
-    detail::cic_stencil(item.data(), g, idx, w);
-    for (int c = 0; c < 8; ++c) m[idx[c]] += weight * w[c];
+    detail::deposit(m, item.data(), g, T(weight));
   });
 }
 
@@ -159,10 +169,7 @@ void paint_cic(const Positions<T>& positions, const std::vector<T>& weights,
   if (!accumulate) detail::zero(mesh);
   T* m = mesh.data.data();
   detail::paint_by_planes(buckets, g.n[0], [&](const detail::WeightedPoint<T, 1>& item) {
-    std::size_t idx[8];
-    T w[8];
-    detail::cic_stencil(item.x, g, idx, w);
-    for (int c = 0; c < 8; ++c) m[idx[c]] += item.w[0] * w[c];
+    detail::deposit(m, item.x, g, item.w[0]);
   });
 }
 
@@ -327,12 +334,8 @@ void readout_cic_adjoint(const mesh::RealField<T>& mesh, const Positions<T>& pos
     for (int d = 0; d < 3; ++d) positions_bar[p][d] += values_bar[p] * grad[d];
   }
   T* mb = mesh_bar.data.data();
-  detail::paint_by_planes(buckets, g.n[0], [&](const Item& item) {
-    std::size_t idx[8];
-    T w[8];
-    detail::cic_stencil(item.x, g, idx, w);
-    for (int c = 0; c < 8; ++c) mb[idx[c]] += item.w[0] * w[c];
-  });
+  detail::paint_by_planes(buckets, g.n[0],
+                          [&](const Item& item) { detail::deposit(mb, item.x, g, item.w[0]); });
 }
 
 /// Adjoint of the vector readout: mesh_bar_d += paint of values_bar[:, d] (one bucketing for

@@ -76,10 +76,7 @@ class CicPlan {
     const detail::CicGeometry<T> g = g_;
     const T weight_p = weight;
     detail::paint_by_planes(buckets_, g.n[0], [m, &g, weight_p](const Point& item) {
-      std::size_t idx[8];
-      T w[8];
-      detail::cic_stencil(item.data(), g, idx, w);
-      for (int c = 0; c < 8; ++c) m[idx[c]] += weight_p * w[c];
+      detail::deposit(m, item.data(), g, weight_p);
     });
   }
 
@@ -96,10 +93,7 @@ class CicPlan {
     detail::paint_by_planes(
         buckets_, g.n[0], [m, &g, base, stride, index](const Point& item, std::size_t q) {
           const T wp = *reinterpret_cast<const T*>(base + std::ptrdiff_t(index[q]) * stride);
-          std::size_t idx[8];
-          T w[8];
-          detail::cic_stencil(item.data(), g, idx, w);
-          for (int c = 0; c < 8; ++c) m[idx[c]] += wp * w[c];
+          detail::deposit(m, item.data(), g, wp);
         });
   }
   void paint(const std::vector<T>& weights, mesh::RealField<T>& mesh,
