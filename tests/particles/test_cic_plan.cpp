@@ -165,4 +165,8 @@ TEST_CASE("a CIC plan refuses bad input", "[particles][cic][plan][errors]") {
   CHECK_THROWS_WITH(plan.paint(std::vector<double>(99, 1.0), m), Catch::Contains("99"));
   CHECK_THROWS_AS(plan.paint(nullptr, 8, m), diffpm::InvalidArgument);
   CHECK_THROWS_AS(CicPlan<double>(Grid()), diffpm::InvalidArgument);
+  std::vector<double> xs(10, 1.0);
+  CHECK_THROWS_WITH(plan.set_points(dp::soa_view<const double>(xs.data(), nullptr, xs.data(), 10)),
+                    Catch::Contains("null pointer for component 1"));
+  CHECK(plan.size() == 0);
 }

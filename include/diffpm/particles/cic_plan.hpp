@@ -48,9 +48,19 @@ class CicPlan {
   std::size_t size() const { return buckets_.items.size(); }
 
   /// Buckets `positions` (Mpc/h, anywhere: they are wrapped). Throws InvalidArgument naming the
-  /// first particle with a non-finite coordinate, or for more than 2^32 - 1 points; the plan
-  /// then holds no points.
+  /// first particle with a non-finite coordinate, for a null component pointer, or for more
+  /// than 2^32 - 1 points; the plan then holds no points.
   void set_points(Vec3View<const T> positions) {
+    if (positions.size > 0) {
+      for (int d = 0; d < 3; ++d) {
+        if (!positions.component[d]) {
+          buckets_ = {};
+          throw InvalidArgument("CIC plan: a view of " + std::to_string(positions.size) +
+                                " positions with a null pointer for component " +
+                                std::to_string(d));
+        }
+      }
+    }
     bucket(
         positions.size, [&](std::size_t p) { return positions[p]; },
         [&] { throw_non_finite(positions); });
