@@ -52,6 +52,7 @@
 #include "diffpm/io/fits.hpp"
 #include "diffpm/io/npy.hpp"
 #include "diffpm/io/png.hpp"
+#include "diffpm/io/redshift_distribution_file.hpp"
 #include "diffpm/lensing/angular_power.hpp"
 #include "diffpm/lensing/lensing_simulation.hpp"
 #include "diffpm/lensing/limber.hpp"
@@ -382,7 +383,7 @@ Options parse_arguments(int argc, char** argv) {
       } else {
         if (t.empty()) throw UsageError("--nz '' is empty");
         try {
-          o.sources.push_back({diffpm::lensing::SourceDistribution::from_file(t), t});
+          o.sources.push_back({diffpm::io::read_source_distribution(t), t});
         } catch (const std::exception& e) {
           throw UsageError("--nz '" + t + "': " + library_message(e));
         }

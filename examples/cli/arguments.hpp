@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/io/power_table_file.hpp"
 
 namespace diffpm::cli {
 
@@ -146,7 +147,7 @@ struct CosmologyFlags {
     if (pk_file) {
       c.transfer = dc::Transfer::tabulated;
       try {
-        c.power_table = std::make_shared<const dc::PowerTable>(dc::PowerTable::from_file(*pk_file));
+        c.power_table = std::make_shared<const dc::PowerTable>(io::read_power_table(*pk_file));
       } catch (const std::exception& e) {
         // The library's message names the path too; the flag tells which input it was.
         throw UsageError("--pk-file '" + *pk_file + "': " + library_message(e));

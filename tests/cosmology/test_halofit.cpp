@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "diffpm/cosmology/halofit.hpp"
+#include "diffpm/io/power_table_file.hpp"
 #include "support/reference.hpp"
 
 using namespace diffpm::cosmology;
+using diffpm::io::read_power_table;
 using diffpm::test::load_reference;
 using diffpm::test::MaxRelative;
 
@@ -91,7 +93,7 @@ TEST_CASE("Halofit with w0wa matches CAMB's halofit_takahashi", "[cosmology][hal
   CosmologyOptions o;
   o.transfer = Transfer::tabulated;
   o.power_table = std::make_shared<PowerTable>(
-      PowerTable::from_file(std::string(DIFFPM_TEST_DATA_DIR) + "/pyccl/camb_w0wa_plin_z0.txt"));
+      read_power_table(std::string(DIFFPM_TEST_DATA_DIR) + "/pyccl/camb_w0wa_plin_z0.txt"));
   const Cosmology<double> c(p, o);
   const Halofit<double> halofit(c);
   MaxRelative linear, nonlinear;

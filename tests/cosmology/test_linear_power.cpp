@@ -10,9 +10,11 @@
 #include <memory>
 
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/io/power_table_file.hpp"
 #include "support/reference.hpp"
 
 using namespace diffpm::cosmology;
+using diffpm::io::read_power_table;
 using diffpm::test::ccl_model;
 using diffpm::test::load_reference;
 using diffpm::test::MaxRelative;
@@ -151,7 +153,7 @@ TEST_CASE("A tabulated P(k) reproduces the spectrum it was sampled from", "[cosm
   }
   CosmologyOptions o;
   o.transfer = Transfer::tabulated;
-  o.power_table = std::make_shared<const PowerTable>(PowerTable::from_file(path));
+  o.power_table = std::make_shared<const PowerTable>(read_power_table(path));
   std::remove(path.c_str());
   const Cosmology<double> tab(p, o);
   CHECK(tab.linear_power_today().sigma(8.0) == Approx(p.sigma8).epsilon(1e-14));
@@ -178,7 +180,7 @@ TEST_CASE("Bad spectra and wavenumbers throw typed errors naming the value",
   CHECK_THROWS_WITH(make(nob, Transfer::eisenstein_hu), Catch::Contains("Omega_b = 0"));
   CHECK_NOTHROW(make(nob, Transfer::eisenstein_hu_nowiggle));
   CHECK_THROWS_AS(transfer_from_name("camb"), diffpm::InvalidArgument);
-  CHECK_THROWS_AS(PowerTable::from_file("/nonexistent/pk.txt"), diffpm::IoError);
+  CHECK_THROWS_AS(read_power_table("/nonexistent/pk.txt"), diffpm::IoError);
   CHECK_THROWS_WITH(PowerTable({0.1, 0.2, 0.2, 0.3}, {1, 2, 3, 4}), Catch::Contains("increase"));
   CHECK_THROWS_WITH(PowerTable({0.1, 0.2, 0.3, 0.4}, {1, -2, 3, 4}), Catch::Contains("P = -2"));
   CHECK_THROWS_AS(PowerTable({0.1, 0.2}, {1, 2}), diffpm::InvalidArgument);

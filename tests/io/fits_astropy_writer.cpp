@@ -14,7 +14,7 @@
 
 template <class T>
 void write(const std::string& path, int pixels, double fov_deg) {
-  diffpm::lensing::Map<T> map(diffpm::lensing::MapGeometry(pixels, fov_deg));
+  diffpm::maps::Map<T> map(diffpm::maps::MapGeometry(pixels, fov_deg));
   for (int iy = 0; iy < pixels; ++iy)
     for (int ix = 0; ix < pixels; ++ix) map(ix, iy) = T(ix + 1000 * iy + 0.25);
   diffpm::io::write_fits(path, map,

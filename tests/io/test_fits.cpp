@@ -32,8 +32,8 @@ struct StringMaker<FitsKey> {
 };
 }  // namespace Catch
 
-using diffpm::lensing::Map;
-using diffpm::lensing::MapGeometry;
+using diffpm::maps::Map;
+using diffpm::maps::MapGeometry;
 
 namespace {
 std::string temp_path(const std::string& name) {

@@ -20,8 +20,8 @@ namespace fs = std::filesystem;
 using diffpm::io::PngOptions;
 using diffpm::io::PngScale;
 using diffpm::io::Rgb;
-using diffpm::lensing::Map;
-using diffpm::lensing::MapGeometry;
+using diffpm::maps::Map;
+using diffpm::maps::MapGeometry;
 
 namespace {
 std::string temp_path(const std::string& name) {

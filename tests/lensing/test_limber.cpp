@@ -9,11 +9,13 @@
 #include <utility>
 #include <vector>
 
+#include "diffpm/io/redshift_distribution_file.hpp"
 #include "diffpm/lensing/limber.hpp"
 #include "support/reference.hpp"
 
 using namespace diffpm::cosmology;
 using namespace diffpm::lensing;
+using diffpm::io::read_source_distribution;
 using diffpm::test::load_reference;
 using diffpm::test::MaxRelative;
 
@@ -116,8 +118,8 @@ TEST_CASE("Limber C_ell matches CCL's CosmoLSS benchmarks", "[lensing][limber]")
   const auto c = cosmolss();
   const auto g1 = SourceDistribution::gaussian(1.0, 0.15);
   const auto g2 = SourceDistribution::gaussian(1.5, 0.15);
-  const auto h1 = SourceDistribution::from_file(ccl_dir() + "bin1_histo.txt");
-  const auto h2 = SourceDistribution::from_file(ccl_dir() + "bin2_histo.txt");
+  const auto h1 = read_source_distribution(ccl_dir() + "bin1_histo.txt");
+  const auto h2 = read_source_distribution(ccl_dir() + "bin2_histo.txt");
   const auto ells = ccl_ells();
   for (const std::string kind : {"analytic", "histo"}) {
     const LensingEfficiency<double> q1(c, kind == "analytic" ? g1 : h1);
@@ -226,8 +228,7 @@ TEST_CASE("The Limber quadrature is converged", "[lensing][limber]") {
   fine.refinement = 2 * LimberOptions{}.refinement;
   for (const auto& n :
        {SourceDistribution::gaussian(1.0, 0.15), SourceDistribution::smail(2.0, 1.5, 0.5),
-        SourceDistribution::from_file(ccl_dir() + "bin2_histo.txt"),
-        SourceDistribution::fixed(1.0)}) {
+        read_source_distribution(ccl_dir() + "bin2_histo.txt"), SourceDistribution::fixed(1.0)}) {
     const LensingEfficiency<double> q(c, n);
     for (auto model : {NonlinearModel::linear, NonlinearModel::halofit}) {
       const auto a = limber_convergence_cl(c, q, q, ells, model);
@@ -291,7 +292,7 @@ TEST_CASE("Limber C_ell matches a brute-force integral, baryon wiggles included"
   const auto low = SourceDistribution::fixed(0.2);
   const auto wide = SourceDistribution::gaussian(1.0, 0.15);
   const auto far = SourceDistribution::fixed(2.0);
-  const auto histo = SourceDistribution::from_file(ccl_dir() + "bin2_histo.txt");
+  const auto histo = read_source_distribution(ccl_dir() + "bin2_histo.txt");
   const std::vector<std::pair<const SourceDistribution*, const SourceDistribution*>> pairs = {
       {&narrow, &narrow}, {&medium, &medium}, {&low, &low},   {&narrow, &low},
       {&wide, &wide},     {&far, &far},       {&histo, &wide}};
@@ -350,7 +351,7 @@ TEST_CASE("Lensing efficiency: fixed source and distributions", "[lensing][effic
       for (const auto& n :
            {SourceDistribution::gaussian(1.0, 0.15), SourceDistribution::smail(2.0, 1.5, 0.5),
             SourceDistribution::smail(0.5, 1.0, 0.3),
-            SourceDistribution::from_file(ccl_dir() + "bin1_histo.txt")}) {
+            read_source_distribution(ccl_dir() + "bin1_histo.txt")}) {
         const LensingEfficiency<double> q(cc, n);
         CHECK(q.chi_max() == Approx(cc.background().comoving_distance(1.0 / (1.0 + n.z_max()))));
         // q(0) = int n dz = 1 by construction of the normalisation (f_K(0) = 0, c_K(0) = 1).
@@ -421,7 +422,7 @@ TEST_CASE("Lensing efficiency and Limber derivatives match finite differences",
   // w0wa with radiation and EH wiggles, so that every parameter acts: flat (where d/dOmega_k
   // goes through the series of f_K and c_K), open and closed.
   const auto gauss = SourceDistribution::gaussian(1.0, 0.15);
-  const auto histo = SourceDistribution::from_file(ccl_dir() + "bin2_histo.txt");
+  const auto histo = read_source_distribution(ccl_dir() + "bin2_histo.txt");
   const auto fixed = SourceDistribution::fixed(1.2);
   const std::vector<double> ells = {2.0, 30.0, 300.0, 3000.0};
 

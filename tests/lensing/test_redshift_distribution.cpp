@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "diffpm/io/redshift_distribution_file.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
 #include "support/reference.hpp"
 
+using diffpm::io::read_source_distribution;
 using diffpm::lensing::SourceDistribution;
 
 namespace {
@@ -115,8 +117,7 @@ TEST_CASE("Every n(z) integrates to one", "[lensing][nz]") {
   const std::string dir = std::string(DIFFPM_TEST_DATA_DIR) + "/ccl/";
   for (const auto& d :
        {SourceDistribution::smail(2.0, 1.5, 0.5), SourceDistribution::gaussian(1.0, 0.15),
-        SourceDistribution::gaussian(0.1, 0.2),
-        SourceDistribution::from_file(dir + "bin1_histo.txt"),
+        SourceDistribution::gaussian(0.1, 0.2), read_source_distribution(dir + "bin1_histo.txt"),
         SourceDistribution::histogram({0.5, 1.0, 1.5}, {0.0, 2.0, 0.0})}) {
     INFO(d.description());
     // Trapezoid with 2e5 intervals: error ~ h^2 max|n''| / 12 ~ 1e-9 for the narrowest form
@@ -141,7 +142,7 @@ TEST_CASE("Tabulated n(z): linear interpolation, zero outside", "[lensing][nz]")
 
   // CCL's benchmark bin: 200 rows, z = 0.50375 .. 1.99625, all used.
   const auto bin =
-      SourceDistribution::from_file(std::string(DIFFPM_TEST_DATA_DIR) + "/ccl/bin1_histo.txt");
+      read_source_distribution(std::string(DIFFPM_TEST_DATA_DIR) + "/ccl/bin1_histo.txt");
   CHECK(bin.description() == "nz=bin1_histo.txt");
   CHECK(bin.z_min() == Approx(0.50375));
   CHECK(bin.z_max() == Approx(1.99625));
@@ -149,41 +150,47 @@ TEST_CASE("Tabulated n(z): linear interpolation, zero outside", "[lensing][nz]")
 }
 
 TEST_CASE("n(z) files and tables are checked, with the line in the message", "[lensing][nz]") {
-  CHECK_THROWS_AS(SourceDistribution::from_file("/nonexistent/diffpm/nz.txt"), diffpm::IoError);
+  CHECK_THROWS_AS(read_source_distribution("/nonexistent/diffpm/nz.txt"), diffpm::IoError);
 
   const TempFile good("good.txt", "# z n\n0.1 1\n\n0.2 2\n0.3 0\n");
-  const auto d = SourceDistribution::from_file(good.path);
+  const auto d = read_source_distribution(good.path);
   CHECK(d.z_max() == 0.3);
   CHECK(d(0.2) == Approx(2.0 / 0.25));
 
   const TempFile extra("extra.txt", "0.1 1\n0.2 2 7\n");
-  CHECK_THROWS_AS(SourceDistribution::from_file(extra.path), diffpm::InvalidArgument);
-  CHECK_THROWS_WITH(SourceDistribution::from_file(extra.path), Catch::Contains("line 2"));
+  CHECK_THROWS_AS(read_source_distribution(extra.path), diffpm::InvalidArgument);
+  CHECK_THROWS_WITH(read_source_distribution(extra.path), Catch::Contains("line 2"));
   const TempFile text("text.txt", "0.1 1\n0.2 2\n0.3 x\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(text.path), Catch::Contains("line 3"));
+  CHECK_THROWS_WITH(read_source_distribution(text.path), Catch::Contains("line 3"));
   const TempFile one("one.txt", "0.1 1\n0.2\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(one.path), Catch::Contains("line 2"));
+  CHECK_THROWS_WITH(read_source_distribution(one.path), Catch::Contains("line 2"));
   const TempFile negative("negative.txt", "# header\n0.1 1\n0.2 -2\n");
-  CHECK_THROWS_AS(SourceDistribution::from_file(negative.path), diffpm::InvalidArgument);
-  CHECK_THROWS_WITH(SourceDistribution::from_file(negative.path),
+  CHECK_THROWS_AS(read_source_distribution(negative.path), diffpm::InvalidArgument);
+  CHECK_THROWS_WITH(read_source_distribution(negative.path),
                     Catch::Contains("line 3") && Catch::Contains("n = -2"));
   const TempFile order("order.txt", "0.1 1\n0.3 2\n0.2 1\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(order.path),
+  CHECK_THROWS_WITH(read_source_distribution(order.path),
                     Catch::Contains("line 3") && Catch::Contains("does not increase"));
   const TempFile repeated("repeated.txt", "0.1 1\n0.1 2\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(repeated.path), Catch::Contains("line 2"));
+  CHECK_THROWS_WITH(read_source_distribution(repeated.path), Catch::Contains("line 2"));
   const TempFile zero("zero.txt", "0.1 0\n0.2 0\n0.3 0\n");
-  CHECK_THROWS_AS(SourceDistribution::from_file(zero.path), diffpm::InvalidArgument);
-  CHECK_THROWS_WITH(SourceDistribution::from_file(zero.path), Catch::Contains("integrates to 0"));
+  CHECK_THROWS_AS(read_source_distribution(zero.path), diffpm::InvalidArgument);
+  CHECK_THROWS_WITH(read_source_distribution(zero.path), Catch::Contains("integrates to 0"));
   const TempFile empty("empty.txt", "# nothing\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(empty.path), Catch::Contains("at least 2"));
+  CHECK_THROWS_WITH(read_source_distribution(empty.path), Catch::Contains("at least 2"));
   const TempFile below("below.txt", "-0.1 1\n0.2 1\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(below.path),
+  CHECK_THROWS_WITH(read_source_distribution(below.path),
                     Catch::Contains("line 1") && Catch::Contains("z = -0.1"));
   const TempFile nan("nan.txt", "0.1 1\n0.2 nan\n");
-  CHECK_THROWS_WITH(SourceDistribution::from_file(nan.path), Catch::Contains("line 2"));
+  CHECK_THROWS_WITH(read_source_distribution(nan.path), Catch::Contains("line 2"));
 
   CHECK_THROWS_AS(SourceDistribution::histogram({0.1, 0.2}, {1.0}), diffpm::InvalidArgument);
   CHECK_THROWS_WITH(SourceDistribution::histogram({0.1, 0.2, 0.3}, {1.0, -1.0, 1.0}),
                     Catch::Contains("row 2"));
+  // The overload for tables read from files names the line each row came from.
+  CHECK_THROWS_WITH(
+      SourceDistribution::histogram({0.1, 0.2, 0.3}, {1.0, -1.0, 1.0}, "nz=x", {4, 6, 9}, "x line"),
+      Catch::Contains("x line 6: n = -1"));
+  CHECK_THROWS_AS(SourceDistribution::histogram({0.1, 0.2}, {1.0, 1.0}, "nz=x", {1}, "x line"),
+                  diffpm::InvalidArgument);
 }

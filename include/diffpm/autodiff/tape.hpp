@@ -24,7 +24,7 @@ namespace diffpm::autodiff {
 ///
 /// Cosmological scalars do not appear on the tape: they are dual numbers (forward mode), and
 /// each reverse function pulls its coefficients' adjoints back onto the parameters
-/// (autodiff/pullback.hpp).
+/// (model/parameter_pullback.hpp).
 class Tape {
  public:
   using Reverse = std::function<void()>;

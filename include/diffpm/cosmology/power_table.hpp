@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/scalar.hpp"
 #include "diffpm/cosmology/detail/math.hpp"
-#include "diffpm/io/text_table.hpp"
 
 namespace diffpm::cosmology {
 
@@ -19,6 +19,7 @@ namespace diffpm::cosmology {
 /// ~10 points per period to ~1e-4. Outside the table, ln P continues as a straight line with the
 /// spline's end slope (a power law), as CCL does; a table from CLASS or CAMB that spans
 /// 1e-4 to 10 h/Mpc or more keeps that extrapolation out of sigma8 at the 1e-6 level.
+/// io::read_power_table (io/power_table_file.hpp) reads one from a text file.
 class PowerTable {
  public:
   PowerTable(std::vector<double> k, std::vector<double> P, std::string origin = "P(k) table")
@@ -62,12 +63,6 @@ class PowerTable {
     }
     slope_lo_ = slope(0, x_[0]);
     slope_hi_ = slope(n - 2, x_[n - 1]);
-  }
-
-  /// Reads two columns k [h/Mpc], P [(Mpc/h)^3] from a text file (see io::read_text_columns).
-  static PowerTable from_file(const std::string& path) {
-    auto cols = io::read_text_columns(path, 2);
-    return PowerTable(std::move(cols[0]), std::move(cols[1]), "P(k) file '" + path + "'");
   }
 
   /// P(k) in (Mpc/h)^3 for k in h/Mpc; a dual k carries dP/dk.

@@ -2,7 +2,7 @@
 /// \brief FITS images of flat-sky maps (cfitsio): atomic writing with a celestial TAN WCS and
 /// typed header keys, and reading them back.
 ///
-/// Orientation (docs/conventions.md, "Flat-sky maps"). Pixel (ix, iy) of a lensing::Map, stored
+/// Orientation (docs/conventions.md, "Flat-sky maps"). Pixel (ix, iy) of a maps::Map, stored
 /// at iy * n + ix, is FITS pixel (ix + 1, iy + 1): NAXIS1 runs along theta_x, NAXIS2 along
 /// theta_y, and FITS row 1 (iy = 0, the most negative theta_y) is what ds9 shows at the bottom.
 /// The WCS (Greisen & Calabretta 2002, A&A 395, 1061; Calabretta & Greisen 2002, A&A 395, 1077)
@@ -43,7 +43,7 @@
 #include <vector>
 
 #include "diffpm/core/error.hpp"
-#include "diffpm/lensing/flat_map.hpp"
+#include "diffpm/maps/flat_map.hpp"
 
 namespace diffpm::io {
 
@@ -119,7 +119,7 @@ struct FitsKey {
 /// HISTORY cards, and the WCS keys that the geometry replaces; in header order.
 template <class T>
 struct FitsMap {
-  lensing::Map<T> map;
+  maps::Map<T> map;
   std::string bunit;
   std::vector<FitsKey> keys;
 
@@ -400,7 +400,7 @@ inline double read_pixel_scale(fitsfile* f, const std::string& path, int axis) {
 /// repeated key name, a non-finite double or non-ASCII text; IoError naming the path and
 /// cfitsio's message when writing fails.
 template <class T>
-void write_fits(const std::string& path, const lensing::Map<T>& map,
+void write_fits(const std::string& path, const maps::Map<T>& map,
                 const std::vector<FitsKey>& extra_keys = {}, const std::string& bunit = "") {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "write_fits: float or double maps");
@@ -589,7 +589,7 @@ FitsMap<T> read_fits(const std::string& path) {
   }
 
   FitsMap<T> out;
-  out.map = lensing::Map<T>(lensing::MapGeometry(n, fov_deg));
+  out.map = maps::Map<T>(maps::MapGeometry(n, fov_deg));
   out.bunit = detail::read_string_key(f, path, "BUNIT").value_or("");
   out.keys = detail::read_user_keys(f, path);
 

@@ -28,7 +28,7 @@
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/io/atomic_file.hpp"
-#include "diffpm/lensing/flat_map.hpp"
+#include "diffpm/maps/flat_map.hpp"
 
 namespace diffpm::io {
 
@@ -135,7 +135,7 @@ inline Rgb png_colour(double v, const PngScale& scale) {
 /// The p-th percentile (p in [0, 100]) of the finite pixels, interpolating linearly between
 /// order statistics (NumPy's default, method='linear'); NaN if no pixel is finite.
 template <class T>
-double map_percentile(const lensing::Map<T>& map, double p) {
+double map_percentile(const maps::Map<T>& map, double p) {
   if (!(p >= 0.0 && p <= 100.0)) {
     throw InvalidArgument("map_percentile: p = " + format_number(p) + " (must be in [0, 100])");
   }
@@ -155,7 +155,7 @@ double map_percentile(const lensing::Map<T>& map, double p) {
 
 /// The scale write_png uses for `map` and `options` (defaults filled in, values checked).
 template <class T>
-PngScale png_scale(const lensing::Map<T>& map, const PngOptions& options = {}) {
+PngScale png_scale(const maps::Map<T>& map, const PngOptions& options = {}) {
   detail::check_scale_value(options.vmin, "vmin");
   detail::check_scale_value(options.vmax, "vmax");
   PngScale s;
@@ -174,7 +174,7 @@ PngScale png_scale(const lensing::Map<T>& map, const PngOptions& options = {}) {
 /// non-finite vmin or vmax, vmin >= vmax when either is given, upscale outside [1, 16] or an
 /// image over 2^31 bytes; IoError when the file cannot be written.
 template <class T>
-PngScale write_png(const std::string& path, const lensing::Map<T>& map,
+PngScale write_png(const std::string& path, const maps::Map<T>& map,
                    const PngOptions& options = {}) {
   static_assert(std::is_floating_point_v<T>, "write_png: floating-point maps");
   map.geometry.validate();

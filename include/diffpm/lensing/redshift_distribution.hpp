@@ -11,7 +11,6 @@
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/cosmology/detail/gauss_legendre.hpp"
-#include "diffpm/io/text_table.hpp"
 
 namespace diffpm::lensing {
 
@@ -25,9 +24,10 @@ namespace diffpm::lensing {
 ///   270, 245), z >= 0.
 /// - `gaussian(mean, sigma)`: n ~ exp(-(z - mean)^2 / (2 sigma^2)) on z >= 0 (CCL's "analytic"
 ///   benchmark bins are gaussian(1.0, 0.15) and gaussian(1.5, 0.15)).
-/// - `histogram(z, n)` / `from_file(path)`: n tabulated at nodes z_i, linearly interpolated
-///   between them and zero outside [z_0, z_last] (the convention of CCL's "histo" benchmark,
-///   tests/reference/ccl/README.md).
+/// - `histogram(z, n)`: n tabulated at nodes z_i, linearly interpolated between them and zero
+///   outside [z_0, z_last] (the convention of CCL's "histo" benchmark,
+///   tests/reference/ccl/README.md). io::read_source_distribution(path)
+///   (io/redshift_distribution_file.hpp) reads one from a two-column text file.
 ///
 /// The analytic forms are cut where their tail no longer matters: the Gaussian at
 /// mean +- 9 sigma (density exp(-40.5) ~ 3e-18 of the peak there, ~1e-19 of the mass beyond),
@@ -127,15 +127,19 @@ class SourceDistribution {
     return make_table(std::move(z), std::move(n), lines, "n(z) table row", std::move(description));
   }
 
-  /// Reads a two-column text file `z n(z)` (blank lines and lines starting with '#' skipped;
-  /// further columns are an error). Throws IoError if it cannot be read, InvalidArgument naming
-  /// the line for a malformed row, a negative n, a non-increasing z, and for a zero integral.
-  static SourceDistribution from_file(const std::string& path) {
-    auto t = io::read_text_table(path, 2, /*exact=*/true);
-    const auto slash = path.find_last_of('/');
-    const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    return make_table(std::move(t.columns[0]), std::move(t.columns[1]), t.lines,
-                      "n(z) file '" + path + "' line", "nz=" + name);
+  /// histogram(z, n, description) for a table read from a file: the error about row i names
+  /// `where` and `lines[i]`, the line it came from (where = "n(z) file 'nz.txt' line" gives
+  /// "n(z) file 'nz.txt' line 7: ..."). io::read_source_distribution
+  /// (io/redshift_distribution_file.hpp) builds its distributions with this.
+  static SourceDistribution histogram(std::vector<double> z, std::vector<double> n,
+                                      std::string description, const std::vector<int>& lines,
+                                      const std::string& where) {
+    if (z.size() != n.size() || lines.size() != z.size()) {
+      throw InvalidArgument(where + ": " + std::to_string(z.size()) + " redshifts, " +
+                            std::to_string(n.size()) + " values and " +
+                            std::to_string(lines.size()) + " line numbers");
+    }
+    return make_table(std::move(z), std::move(n), lines, where, std::move(description));
   }
 
   bool is_delta() const { return kind_ == Kind::delta; }

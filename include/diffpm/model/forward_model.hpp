@@ -15,7 +15,6 @@
 #include <utility>
 #include <vector>
 
-#include "diffpm/autodiff/pullback.hpp"
 #include "diffpm/autodiff/tape.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
@@ -26,6 +25,7 @@
 #include "diffpm/lensing/lensing_simulation.hpp"
 #include "diffpm/lensing/lightcone.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
+#include "diffpm/model/parameter_pullback.hpp"
 #include "diffpm/nbody/pm_force.hpp"
 #include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/simulation.hpp"
@@ -112,7 +112,7 @@ struct ModelGradient {
 /// function meets (sqrt(P_lin(k)), the LPT growth factors, the kick and drift factors, Omega_m,
 /// each plane's chi_i, a_i and Born weight, the shells' width) are computed once more as
 /// ParameterDuals by the same cosmology code, and their adjoints are pulled back onto the
-/// parameters (autodiff/pullback.hpp).
+/// parameters (model/parameter_pullback.hpp).
 ///
 /// The integration runs on the fixed-point state of nbody/reversible.hpp in every adjoint mode,
 /// so store, reverse and checkpoint give the same forward bits and the same gradient bits.
@@ -260,7 +260,7 @@ class ForwardModel {
     x_bar_.assign(n, {T(0), T(0), T(0)});
     p_bar_.assign(n, {T(0), T(0), T(0)});
     cone_grad_ = lensing::LightconeGradient{};
-    pullback_ = autodiff::ParameterPullback{};
+    pullback_ = ParameterPullback{};
     ready_ = false;
     tape_.backward();
     if (cfg_.lensing) pull_back_lightcone();
@@ -558,7 +558,7 @@ class ForwardModel {
   bool maps_active_ = false;  ///< map adjoints given (else the lightcone's reverse is skipped)
   particles::Positions<T> x_bar_, p_bar_;
   lensing::LightconeGradient cone_grad_;
-  autodiff::ParameterPullback pullback_;
+  ParameterPullback pullback_;
   mesh::ComplexField<T> delta_bar_;
   mesh::RealField<T> noise_bar_;
 };

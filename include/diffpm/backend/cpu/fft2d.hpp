@@ -44,7 +44,7 @@ struct Fftw2d<float> {
 };
 }  // namespace detail
 
-/// FFT plans for an n x n real map stored row-major, x fastest (lensing::MapGeometry::index):
+/// FFT plans for an n x n real map stored row-major, x fastest (maps::MapGeometry::index):
 /// FFTW's first (slow) dimension is y, its last (halved) dimension is x. The half spectrum has
 /// n rows (k_y index 0..n-1) of n/2 + 1 entries (k_x index 0..n/2), entry (k_y, k_x) at
 /// k_y (n/2 + 1) + k_x.

@@ -1,6 +1,7 @@
 /// \file
 /// \brief Where the field adjoints meet the cosmological parameters: dL/dtheta = sum over the
-/// scalar coefficients c of dL/dc dc/dtheta (docs/design.md, "The adjoint").
+/// scalar coefficients c of dL/dc dc/dtheta (docs/design.md, "The adjoint"). In model/, above
+/// both autodiff/ (the tape, the dual numbers) and cosmology/ (the parameters it sums over).
 #pragma once
 
 #include <array>
@@ -10,7 +11,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/cosmology/parameters.hpp"
 
-namespace diffpm::autodiff {
+namespace diffpm::model {
 
 /// Sums dL/dc * dc/dtheta over the coefficients a gradient pass meets. Each coefficient c (a
 /// kick factor, Omega_m, a lensing weight, sqrt(P_lin(k))) is computed once more as a
@@ -45,4 +46,4 @@ class ParameterPullback {
   std::array<double, cosmology::n_parameters> gradient_{};
 };
 
-}  // namespace diffpm::autodiff
+}  // namespace diffpm::model
