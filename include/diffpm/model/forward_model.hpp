@@ -460,20 +460,20 @@ class ForwardModel {
     record_.half_steps = {};
 
     // The coefficients, as duals: kick and drift factors per step, Omega_m, snapshot drifts.
-    const nbody::detail::StepFactors<Dual> f(*dual_, s.stepper);
+    // (nbody::StepFactors: the function the integrator took its double coefficients from.)
+    const nbody::StepFactors<Dual> f(*dual_, s.stepper);
     for (std::size_t i = 0; i + 1 < a_steps_.size(); ++i) {
-      const Dual a0(a_steps_[i]), a1(a_steps_[i + 1]), ah(std::sqrt(a_steps_[i] * a_steps_[i + 1]));
-      pullback_.add(f.kick(a0, ah, a0), g.kick_first[i], "kick factor");
-      pullback_.add(f.kick(ah, a1, a1), g.kick_second[i], "kick factor");
-      pullback_.add(f.drift(a0, a1, ah), g.drift[i], "drift factor");
+      const nbody::KdkCoefficients<Dual> c = f.step(a_steps_[i], a_steps_[i + 1]);
+      pullback_.add(c.kick_first, g.kick_first[i], "kick factor");
+      pullback_.add(c.kick_second, g.kick_second[i], "kick factor");
+      pullback_.add(c.drift, g.drift[i], "drift factor");
     }
     pullback_.add(dual_->parameters().Omega_m(), g.force_scalar, "Omega_m (force)");
     for (const auto& snap : g.snapshots) {
       if (snap.step + 1 >= a_steps_.size()) continue;  // at a_start: not drifted
       const std::size_t i = snap.step;
-      const Dual a0(a_steps_[i]), ah(std::sqrt(a_steps_[i] * a_steps_[i + 1]));
-      pullback_.add(f.drift(a0, plane_scale_factor(snap.a), ah), snap.drift,
-                    "drift factor to a plane");
+      pullback_.add(f.drift_within(a_steps_[i], a_steps_[i + 1], plane_scale_factor(snap.a)),
+                    snap.drift, "drift factor to a plane");
     }
   }
 

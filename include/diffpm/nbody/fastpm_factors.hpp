@@ -2,6 +2,8 @@
 /// \brief Kick and drift factors of the FastPM integrator, and of plain leapfrog.
 #pragma once
 
+#include <cmath>
+
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/detail/gauss_legendre.hpp"
 
@@ -62,6 +64,47 @@ class FastPmFactors {
   }
 
   const cosmology::Cosmology<T>& c_;
+};
+
+/// Which kick and drift factors a run uses: FastPM's (exact linear growth) or plain leapfrog's.
+enum class Stepper { fastpm, leapfrog };
+
+/// The three coefficients of one kick-drift-kick step from a0 to a1 (a_h = sqrt(a0 a1)):
+/// p += kick_first F(x_0); x += drift p; p += kick_second F(x_1).
+template <class S>
+struct KdkCoefficients {
+  S kick_first, drift, kick_second;
+};
+
+/// The coefficients of a stepper, computed by one function templated on the scalar: S = double
+/// for the run, S = a dual number (cosmology::ParameterDual) for their derivatives with respect
+/// to the cosmological parameters in the gradient pass. Both come from the same code, so the
+/// values the forward run used and those the gradient differentiates cannot disagree.
+template <class S = double>
+struct StepFactors {
+  FastPmFactors<S> factors;
+  bool fastpm;
+  StepFactors(const cosmology::Cosmology<S>& cosmo, Stepper stepper)
+      : factors(cosmo), fastpm(stepper == Stepper::fastpm) {}
+  /// Kick over [a0, a1] with the force computed at a_force.
+  S kick(const S& a0, const S& a1, const S& a_force) const {
+    return fastpm ? factors.kick(a0, a1, a_force) : factors.kick_leapfrog(a0, a1);
+  }
+  /// Drift over [a0, a1] with the momentum defined at a_momentum.
+  S drift(const S& a0, const S& a1, const S& a_momentum) const {
+    return fastpm ? factors.drift(a0, a1, a_momentum) : factors.drift_leapfrog(a0, a1);
+  }
+  /// The step from a0 to a1: kick(a0, a_h; a0), drift(a0, a1; a_h), kick(a_h, a1; a1).
+  KdkCoefficients<S> step(double a0, double a1) const {
+    const S s0(a0), s1(a1), sh(std::sqrt(a0 * a1));
+    return {kick(s0, sh, s0), drift(s0, s1, sh), kick(sh, s1, s1)};
+  }
+  /// The drift from a0 to a_s inside the step [a0, a1] (a snapshot between the boundaries),
+  /// with the momentum of the step's half step. a_s is an S: a lightcone plane's scale factor
+  /// depends on the parameters.
+  S drift_within(double a0, double a1, const S& a_s) const {
+    return drift(S(a0), a_s, S(std::sqrt(a0 * a1)));
+  }
 };
 
 }  // namespace diffpm::nbody

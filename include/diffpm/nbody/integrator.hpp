@@ -27,8 +27,6 @@ struct ParticleState {
   std::vector<Vec3<T>> p;
 };
 
-enum class Stepper { fastpm, leapfrog };
-
 /// Called at each requested snapshot scale factor a_s with the positions drifted exactly to
 /// a_s and the momenta of the current half step (defined at the step's midpoint), so that
 /// painting at a_s (lightcone planes) needs no extra step boundary.
@@ -76,23 +74,6 @@ inline std::vector<double> checked_snapshots(const std::vector<double>& a_steps,
   return snaps;
 }
 
-/// Kick and drift factors of a stepper: FastPM's (exact linear growth) or plain leapfrog's.
-/// S = double for the run; S = a dual number gives the factors' derivatives with respect to
-/// the cosmological parameters, for the adjoint (model/forward_model.hpp).
-template <class S = double>
-struct StepFactors {
-  FastPmFactors<S> factors;
-  bool fastpm;
-  StepFactors(const cosmology::Cosmology<S>& cosmo, Stepper stepper)
-      : factors(cosmo), fastpm(stepper == Stepper::fastpm) {}
-  S kick(const S& a0, const S& a1, const S& a_force) const {
-    return fastpm ? factors.kick(a0, a1, a_force) : factors.kick_leapfrog(a0, a1);
-  }
-  S drift(const S& a0, const S& a1, const S& a_momentum) const {
-    return fastpm ? factors.drift(a0, a1, a_momentum) : factors.drift_leapfrog(a0, a1);
-  }
-};
-
 }  // namespace detail
 
 /// Evolves `state` from a_steps.front() to a_steps.back() with kick-drift-kick:
@@ -113,7 +94,7 @@ void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<doub
   }
   const std::vector<double> snaps =
       detail::checked_snapshots(a_steps, options, bool(hook), "integrate");
-  const detail::StepFactors step(cosmo, options.stepper);
+  const StepFactors<double> factors(cosmo, options.stepper);
 
   std::size_t next_snap = 0;
   std::vector<Vec3<T>> F(state.x.size()), x_snap;
@@ -122,17 +103,18 @@ void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<doub
   }
   force(state.x, F);
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
-    const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
-    axpy(state.p, step.kick(a0, ah, a0), F);
+    const double a0 = a_steps[i], a1 = a_steps[i + 1];
+    const KdkCoefficients<double> c = factors.step(a0, a1);
+    axpy(state.p, c.kick_first, F);
     while (next_snap < snaps.size() && snaps[next_snap] <= a1) {
       const double as = snaps[next_snap++];
       x_snap = state.x;
-      axpy(x_snap, step.drift(a0, as, ah), state.p);
+      axpy(x_snap, factors.drift_within(a0, a1, as), state.p);
       hook(as, x_snap, state.p);
     }
-    axpy(state.x, step.drift(a0, a1, ah), state.p);
+    axpy(state.x, c.drift, state.p);
     force(state.x, F);
-    axpy(state.p, step.kick(ah, a1, a1), F);
+    axpy(state.p, c.kick_second, F);
   }
 }
 

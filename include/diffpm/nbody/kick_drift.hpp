@@ -8,6 +8,7 @@
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
+#include "diffpm/particles/particles.hpp"
 
 namespace diffpm::nbody {
 
@@ -20,15 +21,21 @@ inline void check_same_size(std::size_t a, std::size_t b, const char* what) {
 }
 }  // namespace detail
 
-/// y += c v for every particle: the drift x += D p and the kick p += K F.
+/// y += c v for every particle: the drift x += D p and the kick p += K F, on views of the
+/// caller's memory (particles/particles.hpp; y and v of the same size).
 template <class T>
-void axpy(std::vector<std::array<T, 3>>& y, double c, const std::vector<std::array<T, 3>>& v) {
-  detail::check_same_size(y.size(), v.size(), "kick/drift");
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(y.size());
+void axpy(particles::Vec3View<T> y, double c, particles::ConstView<T> v) {
+  detail::check_same_size(y.size, v.size, "kick/drift");
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(y.size);
   const T cf = static_cast<T>(c);
   DIFFPM_OMP(omp parallel for schedule(static))
   for (std::ptrdiff_t i = 0; i < n; ++i)
-    for (int d = 0; d < 3; ++d) y[i][d] += cf * v[i][d];
+    for (int d = 0; d < 3; ++d) y(std::size_t(i), d) += cf * v(std::size_t(i), d);
+}
+/// The same on diffpm's containers.
+template <class T>
+void axpy(std::vector<std::array<T, 3>>& y, double c, const std::vector<std::array<T, 3>>& v) {
+  axpy(particles::view(y), c, particles::view(v));
 }
 
 /// Adjoint of y' = y + c v (docs/physics.md, "Adjoint of the leapfrog"): y_bar passes through
@@ -37,21 +44,28 @@ void axpy(std::vector<std::array<T, 3>>& y, double c, const std::vector<std::arr
 /// (y = p, v = F, c = K), F_bar += K p_bar, dL/dK = <p_bar, F>. Returns c_bar; the sum is
 /// taken in double in a fixed order per thread count (OpenMP reduction).
 template <class T>
-double axpy_adjoint(const std::vector<std::array<T, 3>>& y_bar, double c,
-                    const std::vector<std::array<T, 3>>& v, std::vector<std::array<T, 3>>& v_bar) {
-  detail::check_same_size(y_bar.size(), v.size(), "kick/drift adjoint");
-  if (v_bar.empty()) v_bar.assign(v.size(), {T(0), T(0), T(0)});
-  detail::check_same_size(v_bar.size(), v.size(), "kick/drift adjoint");
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(v.size());
+double axpy_adjoint(particles::ConstView<T> y_bar, double c, particles::ConstView<T> v,
+                    particles::Vec3View<T> v_bar) {
+  detail::check_same_size(y_bar.size, v.size, "kick/drift adjoint");
+  detail::check_same_size(v_bar.size, v.size, "kick/drift adjoint");
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(v.size);
   const T cf = static_cast<T>(c);
   double c_bar = 0.0;
   DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : c_bar))
   for (std::ptrdiff_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) {
-      v_bar[i][d] += cf * y_bar[i][d];
-      c_bar += double(y_bar[i][d]) * double(v[i][d]);
+      const std::size_t j = std::size_t(i);
+      v_bar(j, d) += cf * y_bar(j, d);
+      c_bar += double(y_bar(j, d)) * double(v(j, d));
     }
   return c_bar;
+}
+/// The same on diffpm's containers; an empty v_bar is first made zeros of v's size.
+template <class T>
+double axpy_adjoint(const std::vector<std::array<T, 3>>& y_bar, double c,
+                    const std::vector<std::array<T, 3>>& v, std::vector<std::array<T, 3>>& v_bar) {
+  if (v_bar.empty()) v_bar.assign(v.size(), {T(0), T(0), T(0)});
+  return axpy_adjoint(particles::view(y_bar), c, particles::view(v), particles::view(v_bar));
 }
 
 }  // namespace diffpm::nbody

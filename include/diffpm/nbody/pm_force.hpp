@@ -75,14 +75,23 @@ class PmForce {
   const std::shared_ptr<const FftPlan<T>>& shared_plan() const { return plan_; }
   ForceTimings timings;
 
-  /// F (resized to x.size()) at positions x for matter density Omega_m.
-  void operator()(const particles::Positions<T>& x, double Omega_m, particles::Positions<T>& F) {
+  /// F_p = F(x_p) for matter density Omega_m, positions x in Mpc/h (anywhere: the mesh wraps
+  /// them), written into the caller's memory (F.size == x.size). Views let the caller's own
+  /// particle layout (struct of arrays, or the coordinates inside its particle struct) be used
+  /// without copies (particles/particles.hpp).
+  void operator()(particles::Vec3View<const T> x, double Omega_m, particles::Vec3View<T> F) {
     check_omega(Omega_m);
+    check_size(F.size, x.size, "forces");
     density_spectrum(x);
     prepare_force_meshes(Omega_m);
-    F.resize(x.size());
-    for (int d = 0; d < 3; ++d) read_force(d, force_mesh(d, Omega_m), x, &F, nullptr, nullptr);
+    for (int d = 0; d < 3; ++d) read_force(d, force_mesh(d, Omega_m), &F, nullptr, nullptr);
     points_.clear();
+    x_ = {};
+  }
+  /// The same on diffpm's containers; F is resized to x.size().
+  void operator()(const particles::Positions<T>& x, double Omega_m, particles::Positions<T>& F) {
+    F.resize(x.size());
+    (*this)(particles::view(x), Omega_m, particles::view(F));
   }
 
   /// Vector-Jacobian product: given F_bar = dL/dF, accumulates x_bar += (dF/dx)^T F_bar and
@@ -99,52 +108,60 @@ class PmForce {
   /// all (the force's r2c and c2r, then one r2c and one c2r), three stencil passes for the force
   /// and three for the adjoint. With the exact gradient it applies the transposed Fourier kernel
   /// to each painted component: 8 FFTs (the force's 4, three r2c and one c2r). Both make one
-  /// fused readout-and-gradient pass per component, three weighted paints and one paint adjoint.
-  double adjoint(const particles::Positions<T>& x, double Omega_m,
-                 const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar) {
+  /// fused readout-and-gradient pass per component, three weighted paints and one paint adjoint,
+  /// all from one bucketing of x (particles::CicPlan).
+  double adjoint(particles::Vec3View<const T> x, double Omega_m, particles::Vec3View<const T> F_bar,
+                 particles::Vec3View<T> x_bar) {
     return adjoint_impl(x, Omega_m, F_bar, x_bar, nullptr);
   }
+  /// The same on diffpm's containers; an empty x_bar is first made zeros of x's size.
+  double adjoint(const particles::Positions<T>& x, double Omega_m,
+                 const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar) {
+    prepare_accumulator(x_bar, x.size());
+    return adjoint(particles::view(x), Omega_m, particles::view(F_bar), particles::view(x_bar));
+  }
 
-  /// The force and the vector-Jacobian product in one pass: F = F(x) (resized; bit for bit what
+  /// The force and the vector-Jacobian product in one pass: F = F(x) (bit for bit what
   /// operator() gives) and x_bar += (dF/dx)^T F_bar, returning dL/dOmega_m. The adjoint reads
   /// out the force meshes anyway, so the force costs nothing extra (the reverse pass of the
   /// integrator needs both at every step boundary: nbody/reversible.hpp).
+  double value_and_adjoint(particles::Vec3View<const T> x, double Omega_m,
+                           particles::Vec3View<const T> F_bar, particles::Vec3View<T> F,
+                           particles::Vec3View<T> x_bar) {
+    check_size(F.size, x.size, "forces");
+    return adjoint_impl(x, Omega_m, F_bar, x_bar, &F);
+  }
+  /// The same on diffpm's containers (F resized; an empty x_bar made zeros).
   double value_and_adjoint(const particles::Positions<T>& x, double Omega_m,
                            const particles::Positions<T>& F_bar, particles::Positions<T>& F,
                            particles::Positions<T>& x_bar) {
-    return adjoint_impl(x, Omega_m, F_bar, x_bar, &F);
+    F.resize(x.size());
+    prepare_accumulator(x_bar, x.size());
+    return value_and_adjoint(particles::view(x), Omega_m, particles::view(F_bar),
+                             particles::view(F), particles::view(x_bar));
   }
 
  private:
-  double adjoint_impl(const particles::Positions<T>& x, double Omega_m,
-                      const particles::Positions<T>& F_bar, particles::Positions<T>& x_bar,
-                      particles::Positions<T>* F_out) {
+  double adjoint_impl(particles::Vec3View<const T> x, double Omega_m,
+                      particles::Vec3View<const T> F_bar, particles::Vec3View<T> x_bar,
+                      particles::Vec3View<T>* F_out) {
     check_omega(Omega_m);
-    if (F_bar.size() != x.size()) {
-      throw InvalidArgument("PmForce::adjoint: " + std::to_string(F_bar.size()) +
-                            " force adjoints for " + std::to_string(x.size()) + " particles");
-    }
-    if (x_bar.empty()) x_bar.assign(x.size(), {T(0), T(0), T(0)});
-    if (x_bar.size() != x.size()) {
-      throw InvalidArgument("PmForce::adjoint: x_bar has " + std::to_string(x_bar.size()) +
-                            " entries for " + std::to_string(x.size()) + " particles");
-    }
+    check_size(F_bar.size, x.size, "force adjoints");
+    check_size(x_bar.size, x.size, "position adjoints (x_bar)");
     density_spectrum(x);
     prepare_force_meshes(Omega_m);  // real space: phi; spectral: k_ stays, force_mesh() reads it
     double omega_bar = 0.0;
     // (1) readout weights, one fused pass per component: x_bar += F_bar_d grad F_d(x) and
     // <F_bar_d, F_d> for Omega_m; the value is F_d itself (kept when F_out is given), from the
     // readout operator() runs.
-    if (F_out) F_out->resize(x.size());
     for (int d = 0; d < 3; ++d)
-      omega_bar += read_force(d, force_mesh(d, Omega_m), x, F_out, &F_bar, &x_bar) / Omega_m;
+      omega_bar += read_force(d, force_mesh(d, Omega_m), F_out, &F_bar, &x_bar) / Omega_m;
     // (2) through the mesh: readout^T (paint of F_bar_d, from the points the density paint
     // bucketed), then the transposed kernel, summed over d into k_; the force meshes are no
     // longer needed, so no extra mesh is allocated.
     auto paint_component = [&](int d, mesh::RealField<T>& target) {
       const auto t0 = clock::now();
-      const particles::Vec3View<const T> fb = particles::view(F_bar);
-      points_.paint(fb.component[d], fb.stride, target);
+      points_.paint(F_bar.component[d], F_bar.stride, target);
       timings.paint += seconds_since(t0);
     };
     auto mode = [](int d) {
@@ -163,7 +180,7 @@ class PmForce {
       plan_->forward(real_, k_);
       timings.fft += seconds_since(t0);
       t0 = clock::now();
-      mesh::apply_potential_kernel_adjoint(k_, kernel_, Omega_m, scale(x.size()), k_);
+      mesh::apply_potential_kernel_adjoint(k_, kernel_, Omega_m, scale(x.size), k_);
       timings.kernels += seconds_since(t0);
     } else {
       for (int d = 0; d < 3; ++d) {
@@ -172,8 +189,7 @@ class PmForce {
         plan_->forward(real_, work_k_);
         timings.fft += seconds_since(t0);
         t0 = clock::now();
-        mesh::apply_force_kernel_adjoint(work_k_, d, kernel_, Omega_m, scale(x.size()), k_,
-                                         mode(d));
+        mesh::apply_force_kernel_adjoint(work_k_, d, kernel_, Omega_m, scale(x.size), k_, mode(d));
         timings.kernels += seconds_since(t0);
       }
     }
@@ -181,41 +197,50 @@ class PmForce {
     plan_->inverse_destroying_input(k_, real_);  // dL/dcounts
     timings.fft += seconds_since(t0);
     t0 = clock::now();
-    T weight_bar = 0;
-    particles::paint_cic_adjoint(real_, x, T(1), x_bar, weight_bar);
+    points_.paint_adjoint(real_, T(1), x_bar);
     timings.paint += seconds_since(t0);
     points_.clear();
+    x_ = {};
     return omega_bar;
   }
 
-  /// The one readout of a force mesh, for operator() and both adjoints: F[p][d] = F_d(x_p) (F
-  /// may be null with F_bar), and with F_bar also x_bar_p += F_bar_p,d grad F_d(x_p), returning
-  /// <F_bar_d, F_d>. Both passes
-  /// of the exact integrator undo each other's kicks with these values, so they must be the same
-  /// bits whatever the caller asks for: one routine computes them in every case
-  /// (particles::detail::interpolate, with or without the gradient).
-  double read_force(int d, const mesh::RealField<T>& mesh, const particles::Positions<T>& x,
-                    particles::Positions<T>* F, const particles::Positions<T>* F_bar,
-                    particles::Positions<T>* x_bar) {
+  /// The one readout of a force mesh, for operator() and both adjoints: F_p,d = F_d(x_p) (F may
+  /// be null with F_bar), and with F_bar also x_bar_p += F_bar_p,d grad F_d(x_p), returning
+  /// <F_bar_d, F_d>. Both passes of the exact integrator undo each other's kicks with these
+  /// values, so they must be the same bits whatever the caller asks for: one routine computes
+  /// them in every case (particles::detail::interpolate, with or
+  /// without the gradient).
+  double read_force(int d, const mesh::RealField<T>& mesh, particles::Vec3View<T>* F,
+                    const particles::Vec3View<const T>* F_bar, particles::Vec3View<T>* x_bar) {
     const auto t0 = clock::now();
+    // In particle order, not the plan's bucket order: early particles are still close to their
+    // lattice order, and writing each result to its own slot measured 15-30% slower at B = 1
+    // (docs/benchmarks.md). The values are the same bits either way.
     const T* m = mesh.data.data();
     const auto g = particles::detail::cic_geometry<T>(grid());
-    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+    const particles::Vec3View<const T> x = x_;
+    const std::ptrdiff_t n = std::ptrdiff_t(x.size);
     double dot = 0.0;
     if (F_bar) {
+      const particles::Vec3View<const T> fb = *F_bar;
+      const particles::Vec3View<T> xb = *x_bar;
       DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
       for (std::ptrdiff_t p = 0; p < n; ++p) {
+        const std::array<T, 3> xp = x[std::size_t(p)];
         T value, grad[3];
-        particles::detail::value_and_gradient(m, x[p].data(), g, value, grad);
-        if (F) (*F)[p][d] = value;
-        const T fb = (*F_bar)[p][d];
-        for (int e = 0; e < 3; ++e) (*x_bar)[p][e] += fb * grad[e];
-        dot += double(fb) * double(value);
+        particles::detail::interpolate<true>(m, xp.data(), g, value, grad);
+        if (F) (*F)(std::size_t(p), d) = value;
+        const T f = fb(std::size_t(p), d);
+        for (int e = 0; e < 3; ++e) xb(std::size_t(p), e) += f * grad[e];
+        dot += double(f) * double(value);
       }
     } else {
+      const particles::Vec3View<T> out = *F;
       DIFFPM_OMP(omp parallel for schedule(static))
-      for (std::ptrdiff_t p = 0; p < n; ++p)
-        particles::detail::interpolate<false>(m, x[p].data(), g, (*F)[p][d], nullptr);
+      for (std::ptrdiff_t p = 0; p < n; ++p) {
+        const std::array<T, 3> xp = x[std::size_t(p)];
+        particles::detail::interpolate<false>(m, xp.data(), g, out(std::size_t(p), d), nullptr);
+      }
     }
     timings.readout += seconds_since(t0);
     return dot;
@@ -233,6 +258,18 @@ class PmForce {
     }
   }
 
+  /// Throws unless n (of `what`: "forces", "force adjoints", ...) matches the particle count.
+  static void check_size(std::size_t n, std::size_t particles, const char* what) {
+    if (n != particles) {
+      throw InvalidArgument("PmForce: " + std::to_string(n) + " " + what + " for " +
+                            std::to_string(particles) + " particles");
+    }
+  }
+  /// An accumulated container output: zeros of size n if empty (else check_size decides).
+  static void prepare_accumulator(particles::Positions<T>& v, std::size_t n) {
+    if (v.empty()) v.assign(n, {T(0), T(0), T(0)});
+  }
+
   /// 1/N_p: the (N_cells / N_p) of the overdensity times the 1/N_cells of the c2r.
   double scale(std::size_t n_particles) const {
     const std::size_t np = mean_count_ ? mean_count_ : n_particles;
@@ -241,7 +278,8 @@ class PmForce {
   }
 
   /// Buckets x into points_ (kept for the adjoint's component paints) and paints the counts.
-  void density_spectrum(const particles::Positions<T>& x) {
+  void density_spectrum(particles::Vec3View<const T> x) {
+    x_ = x;  // the caller's positions, read again by read_force during this call
     auto t0 = clock::now();
     points_.set_points(x);
     points_.paint(real_);
@@ -249,7 +287,7 @@ class PmForce {
     t0 = clock::now();
     plan_->forward(real_, k_);
     timings.fft += seconds_since(t0);
-    last_count_ = x.size();
+    last_count_ = x.size;
   }
 
   /// Real-space gradient: real_ = phi from k_ (the counts spectrum, consumed). Spectral: nothing
@@ -282,7 +320,8 @@ class PmForce {
   }
 
   std::shared_ptr<const FftPlan<T>> plan_;
-  particles::CicPlan<T> points_;  ///< the positions of the current call, bucketed once
+  particles::CicPlan<T> points_;      ///< the positions of the current call, bucketed once
+  particles::Vec3View<const T> x_{};  ///< the current call's positions (caller's memory)
   mesh::ForceKernelOptions kernel_;
   std::size_t mean_count_ = 0, last_count_ = 0;
   bool stencil_ = true;  // finite-difference gradient: applied in real space

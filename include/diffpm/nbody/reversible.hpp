@@ -300,7 +300,7 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
   if (record) record->validate("integrate_fixed_point");
   std::vector<double> snaps =
       detail::checked_snapshots(a_steps, options, bool(hook), "integrate_fixed_point");
-  const detail::StepFactors factors(cosmo, options.stepper);
+  const StepFactors<double> factors(cosmo, options.stepper);
   std::vector<std::array<T, 3>> x, F(state.x.size()), p;
   std::size_t next_snap = 0;
   auto snapshot = [&](double as, const FixedPointState& s) {
@@ -319,19 +319,20 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
     record->start_digest = state.digest();
   }
   for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
-    const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
-    detail::fixed_kick(state, factors.kick(a0, ah, a0), F, +1);
+    const double a0 = a_steps[i], a1 = a_steps[i + 1];
+    const KdkCoefficients<double> c = factors.step(a0, a1);
+    detail::fixed_kick(state, c.kick_first, F, +1);
     if (record && record->keeps(i)) record->half_steps.push_back(state);
     while (next_snap < snaps.size() && snaps[next_snap] <= a1) {
       const double as = snaps[next_snap++];
       snap = state;
-      detail::fixed_drift(snap, factors.drift(a0, as, ah), +1);
+      detail::fixed_drift(snap, factors.drift_within(a0, a1, as), +1);
       snapshot(as, snap);
     }
-    detail::fixed_drift(state, factors.drift(a0, a1, ah), +1);
+    detail::fixed_drift(state, c.drift, +1);
     state.positions(x);
     force(x, F);
-    detail::fixed_kick(state, factors.kick(ah, a1, a1), F, +1);
+    detail::fixed_kick(state, c.kick_second, F, +1);
   }
   if (record) record->end_digest = state.digest();
 }
@@ -347,19 +348,19 @@ void integrate_fixed_point_backward(
     const std::function<void(std::size_t step, const FixedPointState&)>& at_boundary = {}) {
   detail::check_steps(a_steps, "integrate_fixed_point_backward");
   state.validate("integrate_fixed_point_backward");
-  const detail::StepFactors factors(cosmo, options.stepper);
+  const StepFactors<double> factors(cosmo, options.stepper);
   std::vector<std::array<T, 3>> x, F(state.x.size());
   state.positions(x);
   force(x, F);
   const std::size_t n = a_steps.size() - 1;
   if (at_boundary) at_boundary(n, state);
   for (std::size_t i = n; i-- > 0;) {
-    const double a0 = a_steps[i], a1 = a_steps[i + 1], ah = std::sqrt(a0 * a1);
-    detail::fixed_kick(state, factors.kick(ah, a1, a1), F, -1);
-    detail::fixed_drift(state, factors.drift(a0, a1, ah), -1);
+    const KdkCoefficients<double> c = factors.step(a_steps[i], a_steps[i + 1]);
+    detail::fixed_kick(state, c.kick_second, F, -1);
+    detail::fixed_drift(state, c.drift, -1);
     state.positions(x);
     force(x, F);
-    detail::fixed_kick(state, factors.kick(a0, ah, a0), F, -1);
+    detail::fixed_kick(state, c.kick_first, F, -1);
     if (at_boundary) at_boundary(i, state);
   }
 }
@@ -447,7 +448,7 @@ IntegratorGradient integrate_fixed_point_adjoint(
   }
   const std::vector<double> snaps =
       detail::checked_snapshots(a_steps, options, bool(snapshot_adjoint), fn);
-  const detail::StepFactors factors(cosmo, options.stepper);
+  const StepFactors<double> factors(cosmo, options.stepper);
   IntegratorGradient g;
   g.kick_first.assign(n, 0.0);
   g.kick_second.assign(n, 0.0);
@@ -455,17 +456,13 @@ IntegratorGradient integrate_fixed_point_adjoint(
   for (double as : snaps) g.snapshots.push_back({as, detail::snapshot_step(a_steps, as), 0.0});
   std::vector<std::array<T, 3>> x, F(np), F_bar(np), xs_bar;
   const std::ptrdiff_t m = std::ptrdiff_t(np);
-  auto K1 = [&](std::size_t i) {
-    const double a0 = a_steps[i], ah = std::sqrt(a0 * a_steps[i + 1]);
-    return factors.kick(a0, ah, a0);
-  };
-  auto K2 = [&](std::size_t i) {
-    const double a1 = a_steps[i + 1], ah = std::sqrt(a_steps[i] * a1);
-    return factors.kick(ah, a1, a1);
-  };
+  std::vector<KdkCoefficients<double>> coef;
+  for (std::size_t i = 0; i < n; ++i) coef.push_back(factors.step(a_steps[i], a_steps[i + 1]));
+  auto K1 = [&](std::size_t i) { return coef[i].kick_first; };
+  auto K2 = [&](std::size_t i) { return coef[i].kick_second; };
+  // The drift from a_i to a1 (the step's end, or a snapshot inside it).
   auto Dstep = [&](std::size_t i, double a1) {
-    const double a0 = a_steps[i], ah = std::sqrt(a0 * a_steps[i + 1]);
-    return factors.drift(a0, a1, ah);
+    return factors.drift_within(a_steps[i], a_steps[i + 1], a1);
   };
 
   // At a boundary with positions of `at` and total kick factor k: F and the force adjoint with

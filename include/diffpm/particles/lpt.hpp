@@ -17,6 +17,7 @@
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/particles/particles.hpp"
 
 namespace diffpm::particles {
 
@@ -191,7 +192,10 @@ class Lpt {
   /// order 1). Sums in double, rounded once to T.
   void displacements(const LptFactors<double>& f, std::vector<Vec3>& s,
                      std::vector<Vec3>& p) const {
-    evaluate(f, s, p, false, {0.0, 0.0, 0.0});
+    check_computed();
+    s.resize(num_particles());
+    p.resize(num_particles());
+    evaluate(f, view(s), view(p), false, {0.0, 0.0, 0.0});
   }
 
   /// Positions x = q + offset + s wrapped into [0, L) and momenta: the initial conditions at
@@ -201,12 +205,20 @@ class Lpt {
   /// adjoint() treats them as the identity.
   void particles(const LptFactors<double>& f, std::vector<Vec3>& x, std::vector<Vec3>& p,
                  std::array<double, 3> offset = {0.0, 0.0, 0.0}) const {
-    for (int d = 0; d < 3; ++d) {
-      if (!std::isfinite(offset[d])) {
-        throw InvalidArgument("LPT: lattice offset " + std::to_string(d) + " = " +
-                              format_number(offset[d]) + " Mpc/h (must be finite)");
-      }
-    }
+    check_offset(offset);
+    check_computed();
+    x.resize(num_particles());
+    p.resize(num_particles());
+    evaluate(f, view(x), view(p), true, offset);
+  }
+  /// The same, written into the caller's memory (particles/particles.hpp): x and p must hold
+  /// num_particles() vectors; particle i is lattice point i in row-major order (z fastest).
+  void particles(const LptFactors<double>& f, Vec3View<T> x, Vec3View<T> p,
+                 std::array<double, 3> offset = {0.0, 0.0, 0.0}) const {
+    check_offset(offset);
+    check_computed();
+    check_view(x, "positions");
+    check_view(p, "momenta");
     evaluate(f, x, p, true, offset);
   }
 
@@ -451,12 +463,33 @@ class Lpt {
     }
   }
 
-  void evaluate(const LptFactors<double>& f, std::vector<Vec3>& x, std::vector<Vec3>& p,
-                bool positions, const std::array<double, 3>& offset) const {
+  void check_computed() const {
     if (order_ == 0) throw InvalidArgument("LPT: compute() has not been called");
+  }
+  static void check_offset(const std::array<double, 3>& offset) {
+    for (int d = 0; d < 3; ++d) {
+      if (!std::isfinite(offset[d])) {
+        throw InvalidArgument("LPT: lattice offset " + std::to_string(d) + " = " +
+                              format_number(offset[d]) + " Mpc/h (must be finite)");
+      }
+    }
+  }
+  void check_view(const Vec3View<T>& v, const char* name) const {
+    if (v.size != num_particles()) {
+      throw InvalidArgument("LPT: a view of " + std::to_string(v.size) + " " + name + " for " +
+                            std::to_string(num_particles()) + " particles");
+    }
+    for (int d = 0; d < 3; ++d) {
+      if (v.size > 0 && !v.component[d]) {
+        throw InvalidArgument(std::string("LPT: a view of ") + name +
+                              " with a null pointer for component " + std::to_string(d));
+      }
+    }
+  }
+
+  void evaluate(const LptFactors<double>& f, Vec3View<T> x, Vec3View<T> p, bool positions,
+                const std::array<double, 3>& offset) const {
     const std::size_t np = num_particles();
-    x.resize(np);
-    p.resize(np);
     const bool second = order_ == 2;
     const std::ptrdiff_t npp = std::ptrdiff_t(np);
     DIFFPM_OMP(omp parallel for schedule(static))
@@ -472,11 +505,11 @@ class Lpt {
           s -= L * std::floor(s / L);
           T v = T(s);
           if (v >= T(L)) v = T(0);  // rounding up to L (float) wraps to 0
-          x[i][d] = v;
+          x(std::size_t(i), d) = v;
         } else {
-          x[i][d] = T(s);
+          x(std::size_t(i), d) = T(s);
         }
-        p[i][d] = T(f.p1 * s1 + f.p2 * s2);
+        p(std::size_t(i), d) = T(f.p1 * s1 + f.p2 * s2);
       }
     }
   }

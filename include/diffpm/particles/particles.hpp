@@ -41,6 +41,17 @@ struct Vec3View {
   }
 };
 
+namespace detail {
+template <class T>
+struct ConstViewOf {
+  using type = Vec3View<const T>;
+};
+}  // namespace detail
+/// Vec3View<const T> as a function parameter that takes no part in template argument
+/// deduction, so that a caller's Vec3View<T> converts to it: f(Vec3View<T> y, ConstView<T> v).
+template <class T>
+using ConstView = typename detail::ConstViewOf<T>::type;
+
 /// Views of diffpm's own containers.
 template <class T>
 Vec3View<T> view(std::vector<std::array<T, 3>>& v) {
