@@ -3,7 +3,8 @@
 //
 //   diffpm-sim [cosmology flags as diffpm-cosmology] [--box L] [--particles N] [--mesh M]
 //              [--steps S] [--a-start A0] [--a-end A1] [--lpt-order 1|2] [--seed SEED]
-//              [--fixed-amplitude] [--precision float|double] [--threads T]
+//              [--white-noise FILE.npy] [--fixed-amplitude] [--precision float|double]
+//              [--threads T]
 //              [--stepper fastpm|leapfrog] [--save-particles] [--save-density]
 //              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
 //               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]
@@ -92,6 +93,8 @@ struct Options {
   bool checkpoint_every_given = false;
   std::string loss_flag;  ///< the first flag that needs --loss-target, for the message
   std::string precision = "float";
+  std::string white_noise;  ///< --white-noise FILE.npy: the initial white noise, not --seed's
+  bool seed_given = false;
   std::string out;
   int threads = 0;
   bool save_particles = false, save_density = false;
@@ -138,6 +141,8 @@ void print_help() {
       "  --a-end A1         final scale factor, <= 1 [%s]\n"
       "  --lpt-order 1|2    initial conditions [%d]\n"
       "  --seed SEED        random seed, integer >= 0 [%llu]\n"
+      "  --white-noise F    the initial white noise from F.npy (N x N x N, unit variance, as\n"
+      "                     noise_gradient.npy is laid out) instead of --seed's\n"
       "  --fixed-amplitude  |delta_k| set to its expectation (Angulo & Pontzen 2016)\n"
       "  --stepper S        fastpm (exact linear growth) or leapfrog [fastpm]\n"
       "  --precision P      float or double [%s]\n"
@@ -337,6 +342,10 @@ Options parse_arguments(int argc, char** argv) {
         throw UsageError("--seed '" + t + "' must be an integer in [0, 2^53]");
       }
       o.sim.seed = static_cast<std::uint64_t>(s);
+      o.seed_given = true;
+    } else if (flag == "--white-noise") {
+      o.white_noise = value();
+      if (o.white_noise.empty()) throw UsageError("--white-noise '' is empty");
     } else if (flag == "--stepper") {
       const std::string t = value();
       if (t == "fastpm") {
@@ -425,6 +434,8 @@ Options parse_arguments(int argc, char** argv) {
     }
   }
   if (!have_out) throw UsageError("missing --out (the output directory; see --help)");
+  if (o.seed_given && !o.white_noise.empty())
+    throw UsageError("--seed and --white-noise both set the initial white noise: give one");
   o.cosmology.finish();
   const auto& s = o.sim;
   if (s.mesh[0] % s.particles[0] != 0 && s.particles[0] % s.mesh[0] != 0) {
@@ -652,6 +663,32 @@ void write_gradient(const Options& o, diffpm::model::ForwardModel<T>& model,
   }
 }
 
+/// The white noise of --white-noise: an N x N x N array (or N^3 values) on the particle
+/// lattice, float or double, every value finite.
+template <class T>
+diffpm::mesh::RealField<T> read_white_noise(const std::string& path,
+                                            const diffpm::mesh::Grid& lattice) {
+  std::vector<std::size_t> shape;
+  std::vector<T> values = diffpm::io::read_npy<T>(path, shape);
+  const std::vector<std::size_t> cube{std::size_t(lattice.n[0]), std::size_t(lattice.n[1]),
+                                      std::size_t(lattice.n[2])};
+  if (shape != cube && shape != std::vector<std::size_t>{lattice.size()}) {
+    std::string got;
+    for (std::size_t d : shape) got += (got.empty() ? "" : " x ") + std::to_string(d);
+    throw UsageError("--white-noise '" + path + "' holds an array of shape (" + got +
+                     "); the particle lattice is " + lattice.to_string());
+  }
+  for (std::size_t c = 0; c < values.size(); ++c) {
+    if (!std::isfinite(double(values[c]))) {
+      throw UsageError("--white-noise '" + path + "': value " + std::to_string(c) +
+                       " is not finite");
+    }
+  }
+  diffpm::mesh::RealField<T> noise(lattice);
+  std::copy(values.begin(), values.end(), noise.data.begin());
+  return noise;
+}
+
 template <class T>
 void run(const Options& o) {
   namespace fs = std::filesystem;
@@ -683,6 +720,11 @@ void run(const Options& o) {
         " deg, " + std::to_string(o.sources.size()) + " source(s)");
   }
   const diffpm::mesh::Grid grid(cfg.mesh, cfg.box);
+  std::optional<diffpm::mesh::RealField<T>> noise;  // --white-noise, else the seed's
+  if (!o.white_noise.empty()) {
+    noise = read_white_noise<T>(o.white_noise, diffpm::mesh::Grid(cfg.particles, cfg.box));
+    say("initial white noise read from " + o.white_noise);
+  }
   diffpm::nbody::SimulationResult<T> r;  // the particles at a_end (not in loss mode)
   diffpm::mesh::RealField<T> delta;      // the overdensity at a_end on the force mesh
   std::unique_ptr<diffpm::model::ForwardModel<T>> model;
@@ -694,18 +736,22 @@ void run(const Options& o) {
     fs::remove(fs::path(o.out) / "noise_gradient.npy", ec);
     model =
         std::make_unique<diffpm::model::ForwardModel<T>>(model_config(o, cfg, cosmology_options));
-    say("differentiable model: white noise of seed " + std::to_string(cfg.seed) + ", forward run");
-    model_out = &model->forward(o.cosmology.params, model->white_noise(cfg.seed));
+    say("differentiable model: white noise " +
+        (noise ? "of " + o.white_noise : "of seed " + std::to_string(cfg.seed)) + ", forward run");
+    model_out = &model->forward(o.cosmology.params, noise ? *noise : model->white_noise(cfg.seed));
     write_lensing(o, cosmo, model_out->kappa, say);
     delta = model_out->density;
   } else if (o.lensing) {
     std::vector<diffpm::lensing::SourceDistribution> sources;
     for (const auto& src : o.sources) sources.push_back(src.distribution);
-    auto lr = diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, o.lens, sources, say);
+    auto lr =
+        noise ? diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, *noise, o.lens, sources, say)
+              : diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, o.lens, sources, say);
     write_lensing(o, cosmo, lr.kappa, say);
     r = std::move(lr.simulation);
   } else {
-    r = diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
+    r = noise ? diffpm::nbody::run_simulation<T>(cosmo, cfg, *noise, {}, {}, say)
+              : diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
   }
   if (!loss) {
     delta = diffpm::mesh::RealField<T>(grid);

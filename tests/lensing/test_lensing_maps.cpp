@@ -174,3 +174,24 @@ TEST_CASE("run_lensing_simulation rejects bad input", "[lensing][maps]") {
   CHECK_THROWS_WITH(lensing::run_lensing_simulation<float>(open_cosmo, sim, lens, {fixed}),
                     Catch::Contains("Omega_k = 0.05"));
 }
+
+TEST_CASE("run_lensing_simulation takes the caller's white noise", "[lensing][maps]") {
+  // The maps of a run from the seed's white noise, handed in, are the seeded run's maps.
+  const Cosmology<double> cosmo{Parameters<double>{}};
+  diffpm::nbody::SimulationConfig sim;
+  sim.box = {200.0, 200.0, 200.0};
+  sim.particles = {8, 8, 8};
+  sim.mesh = {16, 16, 16};
+  sim.steps = 2;
+  sim.seed = 4;
+  lensing::LensingConfig lens;
+  lens.map = lensing::MapGeometry(16, 4.0);
+  lens.planes = 6;
+  const std::vector<lensing::SourceDistribution> sources{lensing::SourceDistribution::fixed(0.8)};
+  const auto seeded = lensing::run_lensing_simulation<double>(cosmo, sim, lens, sources);
+  const auto noise =
+      diffpm::ic::white_noise<double>(diffpm::mesh::Grid(sim.particles, sim.box), sim.seed);
+  const auto handed = lensing::run_lensing_simulation<double>(cosmo, sim, noise, lens, sources);
+  REQUIRE(handed.kappa.size() == 1);
+  CHECK(handed.kappa[0].data == seeded.kappa[0].data);
+}

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffpm/core/error.hpp"
@@ -55,18 +56,15 @@ struct LensingResult {
   nbody::SimulationResult<T> simulation;          ///< the particles at a_end
 };
 
-/// Runs nbody::run_simulation with the lightcone of `lens` painted on the way, then returns the
-/// Born convergence of each source distribution (one map per source, docs/lensing.md).
-/// Shells reach the farthest source; planes at a_i <= a_start (and all of them when
-/// sim.steps == 0) are painted from LPT at a_i. The observer sits at the middle of the box's
-/// x = 0 face and looks along +x (replicas.hpp). Throws InvalidArgument if the nearest plane
-/// lies after a_end (the run would never reach it), for an empty source list, or for a curved
-/// cosmology (require_flat_universe).
-template <class T>
-LensingResult<T> run_lensing_simulation(
-    const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
-    const LensingConfig& lens, const std::vector<SourceDistribution>& sources,
-    const std::function<void(const std::string&)>& progress = {}) {
+namespace detail {
+
+/// The lightcone of `lens` around a run: `run(options, hook)` runs nbody::run_simulation (from
+/// a seed, a white noise or a linear field) with the planes' snapshots and painting hook.
+template <class T, class Run>
+LensingResult<T> run_with_lightcone(const cosmology::Cosmology<double>& cosmo,
+                                    const nbody::SimulationConfig& sim, const LensingConfig& lens,
+                                    const std::vector<SourceDistribution>& sources,
+                                    const Run& run) {
   sim.validate();
   lens.validate();
   if (sources.empty()) throw InvalidArgument("lensing: no source redshifts or distributions");
@@ -98,14 +96,49 @@ LensingResult<T> run_lensing_simulation(
       std::move(grids), lens.map, r.born_weights);
   nbody::IntegratorOptions options;
   options.snapshots = cone.scale_factors();
-  r.simulation = nbody::run_simulation<T>(
-      cosmo, sim, options,
-      [&](double a, const particles::Positions<T>& x, const particles::Positions<T>&) {
-        cone.paint(a, x);
-      },
-      progress);
+  r.simulation = run(options, [&](double a, const particles::Positions<T>& x,
+                                  const particles::Positions<T>&) { cone.paint(a, x); });
   r.kappa = cone.convergence();
   return r;
+}
+
+}  // namespace detail
+
+/// Runs nbody::run_simulation with the lightcone of `lens` painted on the way, then returns the
+/// Born convergence of each source distribution (one map per source, docs/lensing.md).
+/// Shells reach the farthest source; planes at a_i <= a_start (and all of them when
+/// sim.steps == 0) are painted from LPT at a_i. The observer sits at the middle of the box's
+/// x = 0 face and looks along +x (replicas.hpp). Throws InvalidArgument if the nearest plane
+/// lies after a_end (the run would never reach it), for an empty source list, or for a curved
+/// cosmology (require_flat_universe).
+template <class T>
+LensingResult<T> run_lensing_simulation(
+    const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
+    const LensingConfig& lens, const std::vector<SourceDistribution>& sources,
+    const std::function<void(const std::string&)>& progress = {}) {
+  return detail::run_with_lightcone<T>(
+      cosmo, sim, lens, sources, [&](const auto& options, const auto& hook) {
+        return nbody::run_simulation<T>(cosmo, sim, options, hook, progress);
+      });
+}
+
+/// The same from the caller's white noise on the particle lattice, or from the caller's linear
+/// field delta_L(k) at a = 1 (`Initial` = mesh::RealField<T> or mesh::ComplexField<T>; the
+/// overloads of nbody::run_simulation say what each means and what is checked).
+template <class T, class Initial>
+LensingResult<T> run_lensing_simulation(
+    const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
+    const Initial& initial, const LensingConfig& lens,
+    const std::vector<SourceDistribution>& sources,
+    const std::function<void(const std::string&)>& progress = {}) {
+  static_assert(
+      std::is_same_v<Initial, mesh::RealField<T>> || std::is_same_v<Initial, mesh::ComplexField<T>>,
+      "the initial conditions are a white noise (mesh::RealField<T>) or a linear field "
+      "(mesh::ComplexField<T>)");
+  return detail::run_with_lightcone<T>(
+      cosmo, sim, lens, sources, [&](const auto& options, const auto& hook) {
+        return nbody::run_simulation<T>(cosmo, sim, initial, options, hook, progress);
+      });
 }
 
 }  // namespace diffpm::lensing

@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "diffpm/backend/cpu/fft.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
@@ -65,6 +67,52 @@ struct SimulationResult {
   mesh::ComplexField<T> delta_linear;
 };
 
+namespace detail {
+
+/// Throws InvalidArgument unless `field` lies on `grid` with every value finite.
+template <class Field>
+void check_initial_field(const Field& field, const mesh::Grid& grid, std::size_t size,
+                         const char* what) {
+  if (field.grid != grid || field.data.size() != size) {
+    throw InvalidArgument(std::string("run_simulation: the ") + what + " is on a " +
+                          field.grid.to_string() + " mesh, the particle lattice is " +
+                          grid.to_string());
+  }
+  for (std::size_t c = 0; c < field.data.size(); ++c) {
+    using std::isfinite;
+    using V = typename decltype(field.data)::value_type;
+    bool ok;
+    if constexpr (std::is_floating_point_v<V>) {
+      ok = isfinite(field.data[c]);
+    } else {
+      ok = isfinite(field.data[c].real()) && isfinite(field.data[c].imag());
+    }
+    if (!ok) {
+      throw InvalidArgument(std::string("run_simulation: the ") + what +
+                            " has a non-finite value at " + "entry " + std::to_string(c));
+    }
+  }
+}
+
+/// The LPT stage of a run (its FFT plan also makes the linear field).
+template <class T>
+std::unique_ptr<particles::Lpt<T>> make_lpt(const SimulationConfig& cfg) {
+  return std::make_unique<particles::Lpt<T>>(mesh::Grid(cfg.particles, cfg.box),
+                                             std::array<int, 3>{0, 0, 0},
+                                             cfg.threads > 0 ? cfg.threads : max_threads());
+}
+
+template <class T>
+SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& cosmo,
+                                          const SimulationConfig& cfg,
+                                          std::unique_ptr<particles::Lpt<T>> lpt,
+                                          mesh::ComplexField<T> delta_linear,
+                                          const IntegratorOptions& options,
+                                          const SnapshotHook<T>& hook,
+                                          const std::function<void(const std::string&)>& progress);
+
+}  // namespace detail
+
 /// Runs the standard forward model (docs/design.md, "Data flow"):
 ///   white noise (Philox, seed) on the lattice grid -> delta_L(k) = w sqrt(P_lin(k, a=1) N/V)
 ///   -> LPT displacements and momenta at a_start -> `steps` KDK steps to a_end on the force mesh.
@@ -79,8 +127,70 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
                                    const SnapshotHook<T>& hook = {},
                                    const std::function<void(const std::string&)>& progress = {}) {
   cfg.validate();
-  const int threads = cfg.threads > 0 ? cfg.threads : max_threads();
+  if (progress) {
+    progress("initial conditions: white noise of seed " + std::to_string(cfg.seed) + " on the " +
+             mesh::Grid(cfg.particles, cfg.box).to_string() + " lattice");
+  }
+  return run_simulation<T>(cosmo, cfg,
+                           ic::white_noise<T>(mesh::Grid(cfg.particles, cfg.box), cfg.seed),
+                           options, hook, progress);
+}
+
+/// The same run from the caller's white noise (one value per particle, on the lattice grid
+/// Grid(cfg.particles, cfg.box), unit variance; cfg.seed is not used): a sampler's or another
+/// code's noise field, or the same noise at another resolution's lattice. Throws
+/// InvalidArgument if the noise is on another grid or not finite.
+template <class T>
+SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
+                                   const SimulationConfig& cfg,
+                                   const mesh::RealField<T>& white_noise,
+                                   const IntegratorOptions& options = {},
+                                   const SnapshotHook<T>& hook = {},
+                                   const std::function<void(const std::string&)>& progress = {}) {
+  cfg.validate();
   const mesh::Grid ic_grid(cfg.particles, cfg.box);
+  detail::check_initial_field(white_noise, ic_grid, ic_grid.size(), "white noise");
+  if (progress) progress("initial conditions: linear field from the white noise");
+  auto lpt = detail::make_lpt<T>(cfg);
+  mesh::ComplexField<T> delta(ic_grid);
+  ic::LinearFieldOptions lo;
+  lo.fixed_amplitude = cfg.fixed_amplitude;
+  ic::linear_field(lpt->plan(), white_noise, ic::mode_amplitudes(ic_grid, cosmo, 1.0), delta, lo);
+  return detail::run_from_linear_field<T>(cosmo, cfg, std::move(lpt), std::move(delta), options,
+                                          hook, progress);
+}
+
+/// The same run from the caller's linear density delta_L(k) at a = 1 (the half spectrum on the
+/// lattice grid, in the normalisation of ic/linear_field.hpp: (V/N^2)<|delta_k|^2> = P_lin(k)),
+/// e.g. constrained initial conditions; cfg.seed and cfg.fixed_amplitude are not used, nor is
+/// the cosmology's P_lin. Throws InvalidArgument if the field is on another grid or not finite.
+template <class T>
+SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
+                                   const SimulationConfig& cfg,
+                                   const mesh::ComplexField<T>& delta_linear,
+                                   const IntegratorOptions& options = {},
+                                   const SnapshotHook<T>& hook = {},
+                                   const std::function<void(const std::string&)>& progress = {}) {
+  cfg.validate();
+  const mesh::Grid ic_grid(cfg.particles, cfg.box);
+  detail::check_initial_field(delta_linear, ic_grid, ic_grid.complex_size(), "linear field");
+  return detail::run_from_linear_field<T>(cosmo, cfg, detail::make_lpt<T>(cfg), delta_linear,
+                                          options, hook, progress);
+}
+
+namespace detail {
+
+/// LPT from delta_L, the snapshots from LPT, and the PM steps: what every run_simulation does
+/// after its initial conditions.
+template <class T>
+SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& cosmo,
+                                          const SimulationConfig& cfg,
+                                          std::unique_ptr<particles::Lpt<T>> lpt,
+                                          mesh::ComplexField<T> delta_linear,
+                                          const IntegratorOptions& options,
+                                          const SnapshotHook<T>& hook,
+                                          const std::function<void(const std::string&)>& progress) {
+  const int threads = cfg.threads > 0 ? cfg.threads : max_threads();
   const mesh::Grid force_grid(cfg.mesh, cfg.box);
   auto say = [&](const std::string& s) {
     if (progress) progress(s);
@@ -97,18 +207,7 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
     throw InvalidArgument("run_simulation: snapshots requested but no hook given");
 
   SimulationResult<T> r;
-  say("initial conditions: white noise and linear field on the " +
-      std::to_string(cfg.particles[0]) + "x" + std::to_string(cfg.particles[1]) + "x" +
-      std::to_string(cfg.particles[2]) + " lattice");
-  auto lpt = std::make_unique<particles::Lpt<T>>(ic_grid, std::array<int, 3>{0, 0, 0}, threads);
-  {
-    const mesh::RealField<T> noise = ic::white_noise<T>(ic_grid, cfg.seed);
-    const std::vector<double> amplitude = ic::mode_amplitudes(ic_grid, cosmo, 1.0);
-    r.delta_linear = mesh::ComplexField<T>(ic_grid);
-    ic::LinearFieldOptions lo;
-    lo.fixed_amplitude = cfg.fixed_amplitude;
-    ic::linear_field(lpt->plan(), noise, amplitude, r.delta_linear, lo);
-  }
+  r.delta_linear = std::move(delta_linear);
   lpt->compute(r.delta_linear, cfg.lpt_order);
   // LPT particles at a, off the force mesh's CIC kinks (particles::kink_free_offset).
   const auto offset = particles::kink_free_offset(force_grid);
@@ -154,5 +253,7 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
       opt, hook);
   return r;
 }
+
+}  // namespace detail
 
 }  // namespace diffpm::nbody
