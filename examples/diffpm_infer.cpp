@@ -17,8 +17,9 @@
 // "MCMC using Hamiltonian dynamics") samples it: each trajectory is `--leapfrog` leapfrog steps,
 // each step one forward run and one gradient; the step size is tuned during the warm-up by
 // dual averaging (Hoffman & Gelman 2014, JMLR 15, 1593, sec. 3.2) towards 70% acceptance, and
-// the mass of the two cosmological coordinates set to their inverse posterior variance measured
-// in the middle of the warm-up (the white noise keeps unit mass: its prior is N(0, 1)).
+// the mass is the Gauss-Newton approximation of the posterior's precision, taken after a short
+// descent towards the posterior's bulk. The sampler, the step-size adaptation and the mass are
+// the library's (include/diffpm/inference/); this program builds the posterior and the mock.
 //
 // Prints CSV on stdout: `parameter,truth,mean,std,pull` for Omega_c and sigma8 (posterior mean
 // and standard deviation over the samples after the warm-up, pull = (mean - truth) / std),
@@ -36,6 +37,9 @@
 #include <vector>
 
 #include "cli/arguments.hpp"
+#include "diffpm/inference/dual_averaging.hpp"
+#include "diffpm/inference/gauss_newton_mass.hpp"
+#include "diffpm/inference/hmc.hpp"
 #include "diffpm/io/atomic_file.hpp"
 #include "diffpm/lensing/shape_noise.hpp"
 #include "diffpm/model/forward_model.hpp"
@@ -45,6 +49,7 @@ namespace {
 using namespace diffpm::cli;
 namespace dc = diffpm::cosmology;
 namespace dl = diffpm::lensing;
+namespace inf = diffpm::inference;
 
 constexpr const char* kProgram = "diffpm-infer";
 /// The flat prior's box.
@@ -208,6 +213,13 @@ class Posterior {
   std::size_t dimension() const { return 2 + model_.noise_grid().size(); }
   double omega_c(const std::vector<double>& q) const { return ref_[0] + scale * q[0]; }
   double sigma8(const std::vector<double>& q) const { return ref_[1] + scale * q[1]; }
+  /// The cosmology at u = (u_c, u_s) (the other parameters at their defaults).
+  dc::Parameters<double> parameters(const std::array<double, 2>& u) const {
+    dc::Parameters<double> p;
+    p.Omega_c = ref_[0] + scale * u[0];
+    p.sigma8 = ref_[1] + scale * u[1];
+    return p;
+  }
   diffpm::model::ForwardModel<double>& model() { return model_; }
   /// How many points the model refused (see evaluate).
   int refused() const { return refused_; }
@@ -260,214 +272,30 @@ class Posterior {
   int refused_ = 0;
 };
 
-/// Step-size adaptation by dual averaging (Hoffman & Gelman 2014, algorithm 5 with their
-/// constants gamma = 0.05, t0 = 10, kappa = 0.75), aiming at acceptance `target`.
-struct DualAveraging {
-  double mu, target = 0.7, h_bar = 0.0, log_eps_bar = 0.0;
-  int m = 0;
-  explicit DualAveraging(double eps) : mu(std::log(10.0 * eps)) {}
-  double update(double accept) {
-    ++m;
-    const double eta = 1.0 / (m + 10.0);
-    h_bar = (1.0 - eta) * h_bar + eta * (target - accept);
-    const double log_eps = mu - std::sqrt(double(m)) / 0.05 * h_bar;
-    const double w = std::pow(double(m), -0.75);
-    log_eps_bar = w * log_eps + (1.0 - w) * log_eps_bar;
-    return std::exp(log_eps);
-  }
-  double final_step() const { return std::exp(log_eps_bar); }
-};
-
-/// HMC's mass matrix: the Gauss-Newton approximation of the posterior's precision at a point,
-/// M = 1 + J^T J / sigma^2 (prior plus likelihood Fisher information, J = dkappa/dq), in a form
-/// that is cheap to invert and to draw from:
-///   M = [[C, B^T], [B, A]],  q = (u, w),
-/// A = diag(1 + F(k)) on the white noise, diagonal in Fourier space (F(k) the Fisher
-/// information of mode k, estimated per mode from `probes` gradients of <z, kappa> / sigma with
-/// z ~ N(0, 1) per pixel: E[g g^T] = J^T J / sigma^2 for g = J^T z / sigma); B = J_w^T J_u /
-/// sigma^2 the coupling of each cosmological coordinate to the field (one gradient each, with
-/// dkappa/du from central differences); C = 1 + J_u^T J_u / sigma^2.
-///
-/// Why: the large-scale modes the map measures well are far stiffer than the thousands that only
-/// the prior constrains, and HMC's step must resolve the stiffest direction (Neal 2011, sec.
-/// 4.1); and sigma8 (or Omega_c) and the amplitude of the measured modes are nearly degenerate
-/// (kappa ~ sigma8 w in linear theory), a ridge a diagonal mass would crawl along. The coupling
-/// B puts that ridge into the metric. Block inversion through the 2x2 Schur complement
-/// S = C - B^T A^-1 B gives M^-1, and the block Cholesky factor gives momenta r ~ N(0, M):
-/// r_w = A^1/2 xi_w, r_u = B^T A^-1/2 xi_w + S^1/2 xi_u.
-class GaussNewtonMass {
- public:
-  GaussNewtonMass(const diffpm::mesh::Grid& grid, int threads)
-      : grid_(grid), plan_(grid, threads), a_(grid.complex_size(), 1.0) {}
-
-  std::size_t field_size() const { return grid_.size(); }
-
-  /// a_(k) = 1 + F(k) from gradients g of probes: F(k) = E |r2c(g)_k|^2 / N.
-  void set_field_fisher(const std::vector<diffpm::mesh::RealField<double>>& probes) {
-    diffpm::mesh::ComplexField<double> gk(grid_);
-    std::vector<double> f(a_.size(), 0.0);
-    for (const auto& g : probes) {
-      plan_.forward(g, gk);
-      for (std::size_t c = 0; c < f.size(); ++c) f[c] += std::norm(gk.data[c]);
-    }
-    for (std::size_t c = 0; c < f.size(); ++c)
-      a_[c] = 1.0 + f[c] / (double(grid_.size()) * double(probes.size()));
-  }
-
-  /// The coupling B (b[k] = J_w^T J_{u_k} / sigma^2) and C = 1 + J_u^T J_u / sigma^2.
-  void set_coupling(std::array<std::vector<double>, 2> b, std::array<std::array<double, 2>, 2> c) {
-    b_ = std::move(b);
-    // D = B^T A^-1 B, the information about u that the field's modes carry. With the exact
-    // Fisher matrix D <= C - 1 (the Schur complement S = C - D keeps the prior's 1); with A's
-    // diagonal, noisy estimate it need not, so B is scaled by beta <= 1 with beta^2 D <= C - 1:
-    // beta^2 = 1 / the largest eigenvalue of (C - 1)^-1 D, when that exceeds 1.
-    std::array<std::array<double, 2>, 2> d{};
-    for (int k = 0; k < 2; ++k) field_power(-1.0, b_[k].data(), a_inv_b_[k]);
-    for (int k = 0; k < 2; ++k)
-      for (int l = 0; l < 2; ++l)
-        for (std::size_t i = 0; i < b_[k].size(); ++i) d[k][l] += b_[k][i] * a_inv_b_[l][i];
-    const double g00 = c[0][0] - 1.0, g01 = 0.5 * (c[0][1] + c[1][0]), g11 = c[1][1] - 1.0;
-    const double gdet = g00 * g11 - g01 * g01;
-    double beta2 = 1.0;
-    if (gdet > 0.0) {
-      // (C - 1)^-1 D, its largest eigenvalue from the trace and determinant.
-      const double m00 = (g11 * d[0][0] - g01 * d[1][0]) / gdet,
-                   m01 = (g11 * d[0][1] - g01 * d[1][1]) / gdet,
-                   m10 = (-g01 * d[0][0] + g00 * d[1][0]) / gdet,
-                   m11 = (-g01 * d[0][1] + g00 * d[1][1]) / gdet;
-      const double tr = m00 + m11, det = m00 * m11 - m01 * m10;
-      const double lmax = 0.5 * tr + std::sqrt(std::max(0.0, 0.25 * tr * tr - det));
-      if (lmax > 1.0) beta2 = 1.0 / lmax;
-    } else {
-      beta2 = 0.0;
-    }
-    coupling_scale_ = std::sqrt(beta2);
-    for (int k = 0; k < 2; ++k) {
-      for (auto& x : b_[k]) x *= coupling_scale_;
-      for (auto& x : a_inv_b_[k]) x *= coupling_scale_;
-    }
-    for (int k = 0; k < 2; ++k)
-      for (int l = 0; l < 2; ++l) s_[k][l] = (k == l ? c[k][k] : g01) - beta2 * d[k][l];
-    s_[0][1] = s_[1][0] = 0.5 * (s_[0][1] + s_[1][0]);
-    const double det = s_[0][0] * s_[1][1] - s_[0][1] * s_[0][1];
-    if (!(s_[0][0] > 0.0) || !(det > 0.0))
-      throw std::runtime_error("the Gauss-Newton mass is not positive definite");
-    s_inv_ = {{{s_[1][1] / det, -s_[0][1] / det}, {-s_[0][1] / det, s_[0][0] / det}}};
-    l00_ = std::sqrt(s_[0][0]);
-    l10_ = s_[0][1] / l00_;
-    l11_ = std::sqrt(s_[1][1] - l10_ * l10_);
-  }
-
-  /// The factor beta applied to the coupling (1 when the estimates were consistent).
-  double coupling_scale() const { return coupling_scale_; }
-
-  /// out = M^-1 v (v, out: u then w).
-  void inverse(const std::vector<double>& v, std::vector<double>& out) const {
-    std::vector<double> aw;
-    field_power(-1.0, v.data() + 2, aw);  // A^-1 v_w
-    double t[2];
-    for (int k = 0; k < 2; ++k) {
-      double dot = 0.0;
-      for (std::size_t i = 0; i < aw.size(); ++i) dot += b_[k][i] * aw[i];
-      t[k] = v[k] - dot;
-    }
-    out.resize(v.size());
-    out[0] = s_inv_[0][0] * t[0] + s_inv_[0][1] * t[1];
-    out[1] = s_inv_[1][0] * t[0] + s_inv_[1][1] * t[1];
-    for (std::size_t i = 0; i < aw.size(); ++i)
-      out[2 + i] = aw[i] - a_inv_b_[0][i] * out[0] - a_inv_b_[1][i] * out[1];
-  }
-
-  /// A momentum r ~ N(0, M).
-  void draw(std::mt19937_64& rng, std::vector<double>& r) const {
-    std::normal_distribution<double> normal;
-    std::vector<double> xi(grid_.size()), half, a_inv_half;
-    for (auto& x : xi) x = normal(rng);
-    field_power(0.5, xi.data(), half);         // A^1/2 xi_w
-    field_power(-0.5, xi.data(), a_inv_half);  // A^-1/2 xi_w
-    const double x0 = normal(rng), x1 = normal(rng);
-    r.resize(2 + xi.size());
-    for (int k = 0; k < 2; ++k) {
-      double dot = 0.0;
-      for (std::size_t i = 0; i < xi.size(); ++i) dot += b_[k][i] * a_inv_half[i];
-      r[k] = dot + (k == 0 ? l00_ * x0 : l10_ * x0 + l11_ * x1);
-    }
-    std::copy(half.begin(), half.end(), r.begin() + 2);
-  }
-
-  double largest_field_mass() const { return *std::max_element(a_.begin(), a_.end()); }
-  /// The marginal standard deviation of u_k implied by the mass, sqrt((M^-1)_kk) = sqrt(S^-1).
-  double u_scale(int k) const { return std::sqrt(s_inv_[k][k]); }
-
- private:
-  /// out = A^power v on the field (A^power is symmetric: c2r(a^power r2c(v)) / N).
-  void field_power(double power, const double* v, std::vector<double>& out) const {
-    diffpm::mesh::RealField<double> x(grid_);
-    std::copy(v, v + grid_.size(), x.data.begin());
-    diffpm::mesh::ComplexField<double> xk(grid_);
-    plan_.forward(x, xk);
-    const double inv_n = 1.0 / double(grid_.size());
-    for (std::size_t c = 0; c < a_.size(); ++c) xk.data[c] *= std::pow(a_[c], power) * inv_n;
-    plan_.inverse_destroying_input(xk, x);
-    out.assign(x.data.begin(), x.data.end());
-  }
-
-  diffpm::mesh::Grid grid_;
-  diffpm::FftPlan<double> plan_;
-  std::vector<double> a_;
-  std::array<std::vector<double>, 2> b_, a_inv_b_;
-  std::array<std::array<double, 2>, 2> s_{}, s_inv_{{{1.0, 0.0}, {0.0, 1.0}}};
-  double l00_ = 1.0, l10_ = 0.0, l11_ = 1.0, coupling_scale_ = 1.0;
-};
-
-/// The Gauss-Newton mass at q (see GaussNewtonMass): n_probes gradients for the field, four
-/// forward runs for dkappa/du (u steps of 0.01, the parameters moved by 5e-4), two gradients for
-/// the coupling.
+/// The Gauss-Newton mass of inference/gauss_newton_mass.hpp at q, for the convergence map of
+/// the first source: n_probes gradients for the field, four forward runs for dkappa/du (u steps
+/// of 0.01, the parameters moved by 5e-4), two gradients for the coupling.
 void estimate_mass(Posterior& post, const std::vector<double>& q, const dl::MapGeometry& map,
-                   double sigma, int n_probes, std::mt19937_64& rng, GaussNewtonMass& mass) {
+                   double sigma, int n_probes, std::mt19937_64& rng, inf::GaussNewtonMass& mass) {
   auto& model = post.model();
-  diffpm::mesh::RealField<double> w(model.noise_grid());
-  std::copy(q.begin() + 2, q.end(), w.data.begin());
-  auto params_at = [&](const std::vector<double>& x) {
-    dc::Parameters<double> p;
-    p.Omega_c = post.omega_c(x);
-    p.sigma8 = post.sigma8(x);
-    return p;
+  auto field = [&](const std::vector<double>& w) {
+    diffpm::mesh::RealField<double> f(model.noise_grid());
+    std::copy(w.begin(), w.end(), f.data.begin());
+    return f;
   };
-  std::normal_distribution<double> normal;
-  std::vector<diffpm::mesh::RealField<double>> probes;
-  for (int j = 0; j < n_probes; ++j) {
-    model.forward(params_at(q), w);
-    std::vector<dl::Map<double>> z(1, dl::Map<double>(map));
-    for (auto& v : z[0].data) v = normal(rng) / sigma;
-    probes.push_back(model.gradient(z).noise);
-  }
-  mass.set_field_fisher(probes);
-  std::array<std::vector<double>, 2> dkappa;  // dkappa/du_k / sigma
-  for (int k = 0; k < 2; ++k) {
-    std::vector<double> up = q, dn = q;
-    up[k] += 0.01;
-    dn[k] -= 0.01;
-    const auto kp = model.forward(params_at(up), w).kappa[0].data;
-    const auto km = model.forward(params_at(dn), w).kappa[0].data;
-    dkappa[k].resize(kp.size());
-    for (std::size_t i = 0; i < kp.size(); ++i) dkappa[k][i] = (kp[i] - km[i]) / 0.02 / sigma;
-  }
-  std::array<std::array<double, 2>, 2> c{};
-  std::array<std::vector<double>, 2> b;
-  for (int k = 0; k < 2; ++k) {
-    for (int l = 0; l < 2; ++l) {
-      double dot = 0.0;
-      for (std::size_t i = 0; i < dkappa[k].size(); ++i) dot += dkappa[k][i] * dkappa[l][i];
-      c[k][l] = (k == l ? 1.0 : 0.0) + dot;
-    }
-    model.forward(params_at(q), w);
+  inf::GaussNewtonModel gn;
+  gn.predict = [&](const std::array<double, 2>& u, const std::vector<double>& w) {
+    return model.forward(post.parameters(u), field(w)).kappa[0].data;
+  };
+  gn.pullback = [&](const std::array<double, 2>& u, const std::vector<double>& w,
+                    const std::vector<double>& y) {
+    model.forward(post.parameters(u), field(w));
     std::vector<dl::Map<double>> bar(1, dl::Map<double>(map));
-    for (std::size_t i = 0; i < dkappa[k].size(); ++i) bar[0].data[i] = dkappa[k][i] / sigma;
+    std::copy(y.begin(), y.end(), bar[0].data.begin());
     const auto g = model.gradient(bar).noise;
-    b[k].assign(g.data.begin(), g.data.end());
-  }
-  mass.set_coupling(std::move(b), c);
+    return std::vector<double>(g.data.begin(), g.data.end());
+  };
+  inf::estimate_gauss_newton_mass(mass, gn, q, sigma, n_probes, 0.01, rng);
 }
 
 int run(const Options& o) {
@@ -509,24 +337,16 @@ int run(const Options& o) {
   const std::size_t dim = post.dimension();
   std::mt19937_64 rng(o.chain_seed);
   std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
 
   // Start: the given parameters and a draw of the white noise from its prior.
-  std::vector<double> q(dim, 0.0), grad, q_new, g_new, r(dim);
+  std::vector<double> q(dim, 0.0), grad;
   for (std::size_t i = 2; i < dim; ++i) q[i] = normal(rng);
   double U = post.evaluate(q, grad);
   if (!std::isfinite(U)) throw UsageError("the starting point lies outside the prior");
 
-  GaussNewtonMass mass(post.model().noise_grid(),
-                       o.threads > 0 ? o.threads : diffpm::max_threads());
+  inf::GaussNewtonMass mass(post.model().noise_grid(),
+                            o.threads > 0 ? o.threads : diffpm::max_threads());
   estimate_mass(post, q, lens.config.map, sigma_pix, o.probes, rng, mass);
-  std::vector<double> velocity(dim);
-  auto kinetic = [&] {
-    mass.inverse(r, velocity);
-    double k = 0.0;
-    for (std::size_t i = 0; i < dim; ++i) k += 0.5 * r[i] * velocity[i];
-    return k;
-  };
 
   // Start near the posterior's bulk: the white noise drawn at random fits nothing, and HMC (or a
   // joint descent) from there first shrinks the amplitude (sigma8, Omega_c) towards a map of
@@ -538,7 +358,7 @@ int run(const Options& o) {
     double alpha = 1.0;
     int done = 0;
     for (; done < o.optimize; ++done) {
-      mass.inverse(grad, dir);
+      mass.velocity(grad, dir);
       if (done < o.optimize / 2) dir[0] = dir[1] = 0.0;
       bool moved = false;
       for (int half = 0; half < 30 && !moved; ++half) {
@@ -563,58 +383,46 @@ int run(const Options& o) {
     say("mass: largest field mode " + format_short(mass.largest_field_mass()) +
         ", coupling scale " + format_short(mass.coupling_scale()) +
         ", marginal scales of Omega_c and sigma8 " +
-        format_short(Posterior::scale * mass.u_scale(0)) + ", " +
-        format_short(Posterior::scale * mass.u_scale(1)));
+        format_short(Posterior::scale * mass.parameter_scale(0)) + ", " +
+        format_short(Posterior::scale * mass.parameter_scale(1)));
   }
 
-  double eps = 0.2;
-  DualAveraging da(eps);
+  // HMC (inference/hmc.hpp) from where the descent ended, with that mass. The step is jittered
+  // by +-10% per trajectory (keeps trajectories from resonating with a fixed period) and tuned
+  // during the warm-up by dual averaging towards 70% acceptance, then fixed.
+  const inf::Potential potential = [&post](const std::vector<double>& x, std::vector<double>& g) {
+    return post.evaluate(x, g);
+  };
+  inf::Point point{std::move(q), std::move(grad), U};
+  inf::HmcSettings hmc;
+  hmc.step_size = 0.2;
+  hmc.leapfrog_steps = o.leapfrog;
+  hmc.jitter = 0.1;
+  inf::DualAveraging da(hmc.step_size, 0.7);
   const int total = o.warmup + o.samples;
   std::vector<std::array<double, 2>> kept;
   int accepted_after_warmup = 0;
   std::vector<std::string> chain_rows;
 
   for (int it = 0; it < total; ++it) {
-    mass.draw(rng, r);
-    const double h0 = U + kinetic();
-    // A step size jittered by +-10% keeps trajectories from resonating with a fixed period.
-    const double step = eps * (0.9 + 0.2 * uniform(rng));
-    q_new = q;
-    g_new = grad;
-    double U_new = U;
-    for (int l = 0; l < o.leapfrog && std::isfinite(U_new); ++l) {
-      for (std::size_t i = 0; i < dim; ++i) r[i] -= 0.5 * step * g_new[i];
-      mass.inverse(r, velocity);
-      for (std::size_t i = 0; i < dim; ++i) q_new[i] += step * velocity[i];
-      U_new = post.evaluate(q_new, g_new);
-      if (std::isfinite(U_new))
-        for (std::size_t i = 0; i < dim; ++i) r[i] -= 0.5 * step * g_new[i];
-    }
-    const double dh = std::isfinite(U_new) ? h0 - (U_new + kinetic()) : -HUGE_VAL;
-    const double accept = std::isfinite(dh) ? std::min(1.0, std::exp(dh)) : 0.0;
-    const bool take = uniform(rng) < accept;
-    if (take) {
-      q.swap(q_new);
-      grad.swap(g_new);
-      U = U_new;
-    }
-    const std::array<double, 2> theta = {post.omega_c(q), post.sigma8(q)};
+    const inf::StepResult res = inf::step(potential, mass, point, hmc, rng);
+    const std::array<double, 2> theta = {post.omega_c(point.q), post.sigma8(point.q)};
     if (it < o.warmup) {
-      eps = da.update(accept);
-      if (it + 1 == o.warmup) eps = da.final_step();
+      hmc.step_size = da.update(res.acceptance_probability);
+      if (it + 1 == o.warmup) hmc.step_size = da.final_step_size();
     } else {
       kept.push_back(theta);
-      accepted_after_warmup += take ? 1 : 0;
+      accepted_after_warmup += res.accepted ? 1 : 0;
     }
     if (!o.chain.empty()) {
       chain_rows.push_back(std::to_string(it) + "," + format17(theta[0]) + "," +
-                           format17(theta[1]) + "," + format17(U) + "," + (take ? "1" : "0") + "," +
-                           format17(step));
+                           format17(theta[1]) + "," + format17(point.potential) + "," +
+                           (res.accepted ? "1" : "0") + "," + format17(res.step_size));
     }
     if ((it + 1) % std::max(1, total / 10) == 0) {
-      say("trajectory " + std::to_string(it + 1) + "/" + std::to_string(total) +
-          ": Omega_c = " + format_short(theta[0]) + ", sigma8 = " + format_short(theta[1]) +
-          ", step " + format_short(step) + ", acceptance " + format_short(accept));
+      say("trajectory " + std::to_string(it + 1) + "/" + std::to_string(total) + ": Omega_c = " +
+          format_short(theta[0]) + ", sigma8 = " + format_short(theta[1]) + ", step " +
+          format_short(res.step_size) + ", acceptance " + format_short(res.acceptance_probability));
     }
   }
 
@@ -637,7 +445,7 @@ int run(const Options& o) {
                 format17(sd).c_str(), format17((mean - truths[k]) / sd).c_str());
   }
   std::printf("acceptance,%s\n", format17(double(accepted_after_warmup) / o.samples).c_str());
-  std::printf("step_size,%s\n", format17(eps).c_str());
+  std::printf("step_size,%s\n", format17(hmc.step_size).c_str());
   return std::fflush(stdout) == 0 ? 0 : fail(kProgram, "cannot write to stdout");
 }
 
