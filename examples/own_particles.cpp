@@ -17,9 +17,10 @@
 //      momenta by the code's own reverse loop over the positions it stored at each step, with
 //      PmForce::adjoint for the forces (docs/adjoint.md, "Adjoint of the leapfrog").
 //
-// The forward run is bit for bit nbody::run_simulation with the same settings, and the gradient
-// agrees with the library's exact reverse-time adjoint (nbody/reversible.hpp): the test
-// tests/cli/test_own_particles.cpp checks both. With --out DIR it writes x_final.npy,
+// The forward run is bit for bit nbody::integrate on diffpm's containers and agrees with
+// nbody::run_simulation (the library's pipeline, on a fixed-point state) to rounding; the
+// gradient agrees with the library's exact reverse-time adjoint (nbody/reversible.hpp): the
+// test tests/cli/test_own_particles.cpp checks all three. With --out DIR it writes x_final.npy,
 // x0_bar.npy and p0_bar.npy (N^3 x 3, in the precision of the run) there; it prints the loss
 // and the gradient's rms. Errors print "own-particles: error: ..." and exit with status 2.
 #include <cmath>

@@ -87,6 +87,23 @@ void for_each_nonzero_mode(const mesh::Grid& grid, const F& f) {
         f(grid.complex_index(i, j, kz), std::sqrt(kx * kx + ky * ky + kzv * kzv));
       }
 }
+/// Throws InvalidArgument naming k and P unless P is finite and > 0.
+inline void check_power(double k, double p) {
+  if (!std::isfinite(p) || !(p > 0.0)) {
+    throw InvalidArgument("linear field: P(k = " + format_number(k) +
+                          " h/Mpc) = " + format_number(p) + " (Mpc/h)^3 (must be finite and > 0)");
+  }
+}
+
+/// c_n = coefficient(|k_n|) on the half spectrum, c_0 = 0. The coefficients are evaluated
+/// serially: user callables (and error reporting) need not be thread-safe.
+template <class Coefficient>
+std::vector<double> amplitudes(const mesh::Grid& grid, const Coefficient& coefficient) {
+  std::vector<double> c(grid.complex_size(), 0.0);
+  for_each_nonzero_mode(grid, [&](std::size_t index, double k) { c[index] = coefficient(k); });
+  return c;
+}
+
 }  // namespace detail
 
 /// Per-mode coefficients c_n = sqrt(P(|k_n|) N / V) on the half spectrum (Grid::complex_index
@@ -99,24 +116,36 @@ template <class Power,
 std::vector<double> mode_amplitudes(const mesh::Grid& grid, const Power& power) {
   grid.validate();
   const double n_over_v = double(grid.size()) / grid.volume();
-  std::vector<double> c(grid.complex_size(), 0.0);
-  // P is evaluated serially: user callables (and error reporting) need not be thread-safe.
-  detail::for_each_nonzero_mode(grid, [&](std::size_t index, double k) {
+  return detail::amplitudes(grid, [&](double k) {
     const double p = power(k);
-    if (!std::isfinite(p) || !(p > 0.0)) {
-      throw InvalidArgument("linear field: P(k = " + format_number(k) + " h/Mpc) = " +
-                            format_number(p) + " (Mpc/h)^3 (must be finite and > 0)");
-    }
-    c[index] = std::sqrt(p * n_over_v);
+    detail::check_power(k, p);
+    return std::sqrt(p * n_over_v);
   });
-  return c;
 }
 
-/// The coefficients of the cosmology's P_lin(k, a) = P_lin(k, 1) D1(a)^2 (a = 1: today).
+/// One mode's coefficient c(k) = sqrt(P_lin(k, a) N / V), n_over_v = N / V, templated on the
+/// cosmology's scalar: S = double for the field, a dual number (cosmology::ParameterDual) for
+/// dc/dtheta in the gradient pass (model/forward_model.hpp). mode_amplitudes and the gradient
+/// both call it, so the two cannot disagree.
+template <class S>
+S mode_amplitude(const cosmology::Cosmology<S>& cosmology, double k, double n_over_v,
+                 double a = 1.0) {
+  using std::sqrt;
+  return sqrt(cosmology.linear_power(k, S(a)) * n_over_v);
+}
+
+/// The coefficients of the cosmology's P_lin(k, a) = P_lin(k, 1) D1(a)^2 (a = 1: today), by
+/// mode_amplitude; throws as the general form does when P_lin is not finite and > 0.
 inline std::vector<double> mode_amplitudes(const mesh::Grid& grid,
                                            const cosmology::Cosmology<double>& cosmology,
                                            double a = 1.0) {
-  return mode_amplitudes(grid, [&](double k) { return cosmology.linear_power(k, a); });
+  grid.validate();
+  const double n_over_v = double(grid.size()) / grid.volume();
+  return detail::amplitudes(grid, [&](double k) {
+    const double c = mode_amplitude(cosmology, k, n_over_v, a);
+    if (!std::isfinite(c) || !(c > 0.0)) detail::check_power(k, cosmology.linear_power(k, a));
+    return c;
+  });
 }
 
 /// The adjoints of mode_amplitudes' coefficients summed over the entries that share a

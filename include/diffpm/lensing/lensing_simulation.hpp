@@ -17,6 +17,7 @@
 #include "diffpm/lensing/born.hpp"
 #include "diffpm/lensing/lensing_efficiency.hpp"
 #include "diffpm/lensing/lightcone.hpp"
+#include "diffpm/lensing/lightcone_coefficients.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
 #include "diffpm/nbody/simulation.hpp"
 
@@ -67,25 +68,18 @@ LensingResult<T> run_with_lightcone(const cosmology::Cosmology<double>& cosmo,
                                     const Run& run) {
   sim.validate();
   lens.validate();
-  if (sources.empty()) throw InvalidArgument("lensing: no source redshifts or distributions");
   require_flat_universe(cosmo.parameters().Omega_k, "lensing simulation");
-  std::vector<LensingEfficiency<double>> q;
-  double chi_max = 0.0;
-  for (const auto& s : sources) {
-    q.emplace_back(cosmo, s);
-    chi_max = std::max(chi_max, q.back().chi_max());
-  }
   LensingResult<T> r;
-  r.shells = Shells<double>::make(cosmo.background(), chi_max, lens.planes);
+  {
+    auto c = lightcone_coefficients(cosmo, sources, lens.planes);
+    r.shells = std::move(c.shells);
+    r.born_weights = std::move(c.born_weights);
+  }
   const double a_nearest = r.shells.a.front();
   if (a_nearest > sim.a_end) {
     throw InvalidArgument("lensing: the nearest plane is at a = " + format_number(a_nearest) +
                           ", after a_end = " + format_number(sim.a_end) +
                           " (the run must reach every plane: set a_end = 1)");
-  }
-  for (const auto& qs : q) {
-    r.born_weights.push_back(
-        born_weights(cosmo.parameters().Omega_m(), r.shells, [&](double chi) { return qs(chi); }));
   }
   const double cell = lens.plane_cell > 0.0 ? lens.plane_cell : sim.box[1] / sim.mesh[1];
   std::vector<PlaneGrid> grids;

@@ -24,6 +24,7 @@
 #include "diffpm/lensing/lensing_efficiency.hpp"
 #include "diffpm/lensing/lensing_simulation.hpp"
 #include "diffpm/lensing/lightcone.hpp"
+#include "diffpm/lensing/lightcone_coefficients.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
 #include "diffpm/model/parameter_pullback.hpp"
 #include "diffpm/nbody/pm_force.hpp"
@@ -156,6 +157,10 @@ class ForwardModel {
   }
   /// The tape of the last forward() (empty after gradient()); its timings() after gradient().
   const autodiff::Tape& tape() const { return tape_; }
+  /// Progress lines of the forward runs (LPT, each step), as run_simulation's; empty: none.
+  void set_progress(std::function<void(const std::string&)> progress) {
+    progress_ = std::move(progress);
+  }
 
   /// Runs the model. Throws InvalidArgument for invalid parameters (naming them), noise on
   /// another grid or not finite, a lightcone the run cannot reach, or Omega_k != 0 with lensing
@@ -186,48 +191,29 @@ class ForwardModel {
     lpt_->compute(delta_, s.lpt_order);
     tape_.record("LPT", [this] { reverse_lpt(); });
 
-    // The lightcone; planes the integration does not reach are painted from LPT.
-    std::vector<double> pm_snaps;
+    // LPT, the lightcone planes it paints, and the integration with the other planes: the
+    // stages every run shares (nbody::evolve), recorded here.
+    nbody::EvolveOptions<T> eo;
     if (cfg_.lensing) {
       build_lightcone();
-      for (double a : cone_->scale_factors()) {
-        if (s.steps > 0 && a > s.a_start) {
-          pm_snaps.push_back(a);
-          continue;
-        }
-        particles::Positions<T> x;
-        lpt_positions(a, x);
+      eo.snapshots = cone_->scale_factors();
+      eo.hook = [this, &s](double a, const particles::Positions<T>& x,
+                           const particles::Positions<T>&) {
         cone_->paint(a, x);
-        tape_.record("lightcone plane from LPT", [this, a] { reverse_lpt_plane(a); });
-      }
+        if (s.steps == 0 || a <= s.a_start)  // painted from LPT (nbody::evolve's rule)
+          tape_.record("lightcone plane from LPT", [this, a] { reverse_lpt_plane(a); });
+      };
     }
-
-    {
-      nbody::ParticleState<T> init;
-      lpt_positions(a_lpt(), init.x, &init.p);
-      state_ = nbody::FixedPointState::from(init, s.box);
-    }
-    lpt_.reset();  // frees the displacement fields before the force mesh is allocated
-
-    if (s.steps > 0) {
-      options_ = nbody::IntegratorOptions{};
-      options_.stepper = s.stepper;
-      options_.snapshots = pm_snaps;
-      record_ = nbody::FixedPointRecord{};
-      record_.mode = cfg_.adjoint;
-      record_.checkpoint_every = cfg_.checkpoint_every;
-      nbody::PmForce<T> pm(force_plan_, s.kernel, state_.x.size());
-      const double Om = params.Omega_m();
-      nbody::integrate_fixed_point<T>(
-          *cosmo_, a_steps_, state_,
-          [&](const particles::Positions<T>& x, particles::Positions<T>& F) { pm(x, Om, F); },
-          options_,
-          [&](double a, const particles::Positions<T>& x, const particles::Positions<T>&) {
-            cone_->paint(a, x);
-          },
-          &record_);
+    record_ = nbody::FixedPointRecord{};
+    record_.mode = cfg_.adjoint;
+    record_.checkpoint_every = cfg_.checkpoint_every;
+    eo.force_plan = force_plan_;
+    eo.record = &record_;
+    eo.integrator_options = &options_;
+    eo.progress = progress_;
+    state_ = nbody::evolve<T>(*cosmo_, s, lpt_, eo);  // frees lpt_ (rebuilt by the reverse pass)
+    if (s.steps > 0)
       tape_.record("PM integration and lightcone", [this] { reverse_integration(); });
-    }
 
     if (cfg_.lensing) out_.kappa = cone_->convergence();
     if (cfg_.final_density) {
@@ -336,50 +322,27 @@ class ForwardModel {
     }
   }
 
-  /// LPT positions (off the force mesh's CIC kinks, as run_simulation's) and momenta at a.
-  void lpt_positions(double a, particles::Positions<T>& x, particles::Positions<T>* p = nullptr) {
-    const auto f = particles::lpt_factors(*cosmo_, a, cfg_.simulation.lpt_order);
-    particles::Positions<T> p_local;
-    lpt_->particles(f, x, p ? *p : p_local, particles::kink_free_offset(force_grid_));
-  }
-
+  /// The lightcone of a run: its coefficients (shells, Born weights) in double for the run and
+  /// as duals for the pullback, from the one templated lensing::lightcone_coefficients.
   void build_lightcone() {
     const auto& L = *cfg_.lensing;
-    q_.clear();
-    q_dual_.clear();
-    double chi_max = 0.0;
-    Dual chi_max_dual(0.0);
-    for (const auto& src : L.sources) {
-      q_.emplace_back(*cosmo_, src);
-      q_dual_.emplace_back(*dual_, src);
-      if (q_.back().chi_max() > chi_max) {
-        chi_max = q_.back().chi_max();
-        chi_max_dual = q_dual_.back().chi_max();
-      }
-    }
-    shells_ = lensing::Shells<double>::make(cosmo_->background(), chi_max, L.config.planes);
-    shells_dual_ = lensing::Shells<Dual>::make(dual_->background(), chi_max_dual, L.config.planes);
+    auto c = lensing::lightcone_coefficients(*cosmo_, L.sources, L.config.planes);
+    auto c_dual = lensing::lightcone_coefficients(*dual_, L.sources, L.config.planes);
+    shells_ = std::move(c.shells);
+    shells_dual_ = std::move(c_dual.shells);
+    weights_dual_ = std::move(c_dual.born_weights);
     const double a_nearest = shells_.a.front();
     if (a_nearest > cfg_.simulation.a_end) {
       throw InvalidArgument(
           "model: the nearest lightcone plane is at a = " + format_number(a_nearest) +
           ", after a_end = " + format_number(cfg_.simulation.a_end) + " (set a_end = 1)");
     }
-    std::vector<std::vector<double>> weights;
-    weights_dual_.clear();
-    const double Om = cosmo_->parameters().Omega_m();
-    const Dual Om_dual = dual_->parameters().Omega_m();
-    for (std::size_t s = 0; s < q_.size(); ++s) {
-      weights.push_back(lensing::born_weights(Om, shells_, [&](double chi) { return q_[s](chi); }));
-      weights_dual_.push_back(lensing::born_weights(
-          Om_dual, shells_dual_, [&](const Dual& chi) { return q_dual_[s](chi); }));
-    }
     if (plane_grids_.empty()) plane_grids_ = reference_plane_grids();
     cone_ = std::make_unique<lensing::Lightcone<T>>(
         shells_,
         lensing::Replicas::centred(cfg_.simulation.box, L.config.random_shifts, L.config.shift_seed,
                                    L.config.random_orientations),
-        plane_grids_, L.config.map, std::move(weights));
+        plane_grids_, L.config.map, std::move(c.born_weights));
   }
 
   /// The planes' angular grids, from plane_grid_cosmology's shells (see ModelConfig).
@@ -504,12 +467,8 @@ class ForwardModel {
     lpt_.reset();
     // c(k) = sqrt(P_lin(k, a = 1) N / V), once per distinct k.
     const double n_over_v = double(ic_grid_.size()) / ic_grid_.volume();
-    const Dual today(1.0);
-    for (const auto& [k, bar] : ic::amplitude_adjoint_by_wavenumber(ic_grid_, amplitude_bar)) {
-      using std::sqrt;
-      const Dual c = sqrt(dual_->linear_power(k, today) * n_over_v);
-      pullback_.add(c, bar, "sqrt(P_lin) mode amplitude");
-    }
+    for (const auto& [k, bar] : ic::amplitude_adjoint_by_wavenumber(ic_grid_, amplitude_bar))
+      pullback_.add(ic::mode_amplitude(*dual_, k, n_over_v), bar, "sqrt(P_lin) mode amplitude");
   }
 
   /// The lightcone's scalars: each plane's chi_i (its a_i went with the snapshot drifts and LPT
@@ -530,6 +489,7 @@ class ForwardModel {
   int threads_ = 1;
   std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;
   std::vector<double> a_steps_;
+  std::function<void(const std::string&)> progress_;
   autodiff::Tape tape_;
   bool ready_ = false;
 
@@ -543,8 +503,6 @@ class ForwardModel {
   nbody::FixedPointState state_;
   nbody::FixedPointRecord record_;
   nbody::IntegratorOptions options_;
-  std::vector<lensing::LensingEfficiency<double>> q_;
-  std::vector<lensing::LensingEfficiency<Dual>> q_dual_;
   lensing::Shells<double> shells_;
   lensing::Shells<Dual> shells_dual_;
   std::vector<std::vector<Dual>> weights_dual_;

@@ -19,6 +19,7 @@
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/nbody/integrator.hpp"
 #include "diffpm/nbody/pm_force.hpp"
+#include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/time_steps.hpp"
 #include "diffpm/particles/lpt.hpp"
 
@@ -61,11 +62,115 @@ struct SimulationConfig {
 /// The initial conditions on the particle lattice and the state they evolve into.
 template <class T>
 struct SimulationResult {
-  ParticleState<T> state;  ///< at a_end
+  /// At a_end: positions in [0, L) (Mpc/h) and momenta (integrator.hpp's convention), read
+  /// from the fixed-point state the steps ran on (nbody/reversible.hpp); an LPT-only run gives
+  /// the LPT particles unrounded.
+  ParticleState<T> state;
   /// delta_L(k) at a = 1 on the IC grid (the untranslated lattice: the particles carry
   /// particles::kink_free_offset of the force mesh, a phase e^{-i k . offset} away).
   mesh::ComplexField<T> delta_linear;
 };
+
+/// What evolve() takes besides the cosmology, the configuration and the LPT stage.
+template <class T>
+struct EvolveOptions {
+  /// Scale factors in (0, a_end] at which `hook` sees the particles: from LPT at a <= a_start
+  /// (all of them in an LPT-only run), else from the integrator (drifted to a).
+  std::vector<double> snapshots;
+  SnapshotHook<T> hook;
+  /// The force mesh's FFT plan; null: evolve makes one. A run whose gradient will be taken
+  /// passes the plan its reverse pass will use (backend/cpu/fft.hpp, "Determinism").
+  std::shared_ptr<const FftPlan<T>> force_plan;
+  /// If not null, what the integrator keeps for the reverse pass (mode and checkpoint interval
+  /// set by the caller), and the integrator's options (stepper, and the snapshots it saw).
+  FixedPointRecord* record = nullptr;
+  IntegratorOptions* integrator_options = nullptr;
+  /// If not null, an LPT-only run (steps == 0) also writes the LPT particles at a_end here,
+  /// unrounded (the returned fixed-point state is them rounded).
+  ParticleState<T>* lpt_final = nullptr;
+  std::function<void(const std::string&)> progress;
+};
+
+/// The stages of every forward run after the linear field (docs/design.md, "Data flow"), shared
+/// by run_simulation, run_lensing_simulation and model::ForwardModel: the snapshots at
+/// a <= a_start from LPT, then LPT at a_start (a_end in an LPT-only run) rounded to the
+/// fixed-point state, and `steps` kick-drift-kick steps to a_end on it (nbody/reversible.hpp:
+/// the exactly reversible integrator, so that a run and the forward pass of a gradient are one
+/// code path), the other snapshots drifted from it. `lpt` holds compute()'s displacement
+/// fields; it is freed before the force mesh is allocated. Returns the final state. Throws
+/// InvalidArgument for a snapshot outside (0, a_end] or snapshots without a hook.
+template <class T>
+FixedPointState evolve(const cosmology::Cosmology<double>& cosmo, const SimulationConfig& cfg,
+                       std::unique_ptr<particles::Lpt<T>>& lpt, const EvolveOptions<T>& eo) {
+  const int threads = cfg.threads > 0 ? cfg.threads : max_threads();
+  const mesh::Grid force_grid(cfg.mesh, cfg.box);
+  auto say = [&](const std::string& s) {
+    if (eo.progress) eo.progress(s);
+  };
+  std::vector<double> snaps = eo.snapshots;
+  std::sort(snaps.begin(), snaps.end());
+  for (double s : snaps) {
+    if (!(s > 0.0 && s <= cfg.a_end)) {
+      throw InvalidArgument("run_simulation: snapshot a = " + format_number(s) +
+                            " is outside (0, a_end = " + format_number(cfg.a_end) + "]");
+    }
+  }
+  if (!snaps.empty() && !eo.hook)
+    throw InvalidArgument("run_simulation: snapshots requested but no hook given");
+
+  // LPT particles at a, off the force mesh's CIC kinks (particles::kink_free_offset).
+  const auto offset = particles::kink_free_offset(force_grid);
+  auto lpt_state = [&](double a, ParticleState<T>& state) {
+    const auto factors = particles::lpt_factors(cosmo, a, cfg.lpt_order);
+    lpt->particles(factors, state.x, state.p, offset);
+  };
+  // Snapshots from LPT: before a_start, or every one in an LPT-only run.
+  std::size_t n_lpt_snaps = 0;
+  {
+    ParticleState<T> snap;
+    while (n_lpt_snaps < snaps.size() && (cfg.steps == 0 || snaps[n_lpt_snaps] <= cfg.a_start)) {
+      const double as = snaps[n_lpt_snaps++];
+      say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(as) + " (snapshot)");
+      lpt_state(as, snap);
+      eo.hook(as, snap.x, snap.p);
+    }
+  }
+  const double a_lpt = cfg.steps == 0 ? cfg.a_end : cfg.a_start;
+  say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(a_lpt));
+  FixedPointState state;
+  {
+    ParticleState<T> init;
+    lpt_state(a_lpt, init);
+    state = FixedPointState::from(init, cfg.box);
+    if (cfg.steps == 0 && eo.lpt_final) *eo.lpt_final = std::move(init);
+  }
+  lpt.reset();  // frees the displacement fields before the force mesh is allocated
+  IntegratorOptions opt;
+  opt.stepper = cfg.stepper;
+  opt.snapshots.assign(snaps.begin() + std::ptrdiff_t(n_lpt_snaps), snaps.end());
+  if (eo.integrator_options) *eo.integrator_options = opt;
+  if (cfg.steps == 0) return state;
+
+  PmForce<T> force(
+      eo.force_plan ? eo.force_plan : std::make_shared<const FftPlan<T>>(force_grid, threads),
+      cfg.kernel, state.x.size());
+  const double Om = cosmo.parameters().Omega_m();
+  const auto a = time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing);
+  std::size_t calls = 0;
+  integrate_fixed_point<T>(
+      cosmo, a, state,
+      [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
+        if (calls > 0) {
+          char msg[96];
+          std::snprintf(msg, sizeof msg, "step %zu/%d to a = %.4g", calls, cfg.steps, a[calls]);
+          say(msg);
+        }
+        ++calls;
+        force(x, Om, F);
+      },
+      opt, eo.hook, eo.record);
+  return state;
+}
 
 namespace detail {
 
@@ -115,8 +220,11 @@ SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& co
 
 /// Runs the standard forward model (docs/design.md, "Data flow"):
 ///   white noise (Philox, seed) on the lattice grid -> delta_L(k) = w sqrt(P_lin(k, a=1) N/V)
-///   -> LPT displacements and momenta at a_start -> `steps` KDK steps to a_end on the force mesh.
-/// `hook` (optional) sees positions at the `snapshots` scale factors (integrator.hpp).
+///   -> LPT displacements and momenta at a_start -> `steps` KDK steps to a_end on the force mesh,
+/// through evolve(): the stages and the exactly reversible fixed-point integrator that the
+/// differentiable model (model/forward_model.hpp) records, so a run with and a run without a
+/// gradient are one code path. `hook` (optional) sees positions at the `snapshots` scale
+/// factors (integrator.hpp; from the integrator, wrapped into [0, L)).
 /// Snapshots at a <= a_start, and all of them when cfg.steps == 0 (an LPT-only run, whose
 /// final state is LPT at a_end), get the LPT particles at that a: LPT is the model's
 /// trajectory before a_start. Snapshots must lie in (0, a_end].
@@ -180,8 +288,6 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
 
 namespace detail {
 
-/// LPT from delta_L, the snapshots from LPT, and the PM steps: what every run_simulation does
-/// after its initial conditions.
 template <class T>
 SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& cosmo,
                                           const SimulationConfig& cfg,
@@ -190,67 +296,19 @@ SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& co
                                           const IntegratorOptions& options,
                                           const SnapshotHook<T>& hook,
                                           const std::function<void(const std::string&)>& progress) {
-  const int threads = cfg.threads > 0 ? cfg.threads : max_threads();
-  const mesh::Grid force_grid(cfg.mesh, cfg.box);
-  auto say = [&](const std::string& s) {
-    if (progress) progress(s);
-  };
-  std::vector<double> snaps = options.snapshots;
-  std::sort(snaps.begin(), snaps.end());
-  for (double s : snaps) {
-    if (!(s > 0.0 && s <= cfg.a_end)) {
-      throw InvalidArgument("run_simulation: snapshot a = " + format_number(s) +
-                            " is outside (0, a_end = " + format_number(cfg.a_end) + "]");
-    }
-  }
-  if (!snaps.empty() && !hook)
-    throw InvalidArgument("run_simulation: snapshots requested but no hook given");
-
   SimulationResult<T> r;
   r.delta_linear = std::move(delta_linear);
   lpt->compute(r.delta_linear, cfg.lpt_order);
-  // LPT particles at a, off the force mesh's CIC kinks (particles::kink_free_offset).
-  const auto offset = particles::kink_free_offset(force_grid);
-  auto lpt_state = [&](double a, ParticleState<T>& state) {
-    const auto factors = particles::lpt_factors(cosmo, a, cfg.lpt_order);
-    lpt->particles(factors, state.x, state.p, offset);
-  };
-  // Snapshots from LPT: before a_start, or every one in an LPT-only run.
-  std::size_t n_lpt_snaps = 0;
-  {
-    ParticleState<T> snap;
-    while (n_lpt_snaps < snaps.size() && (cfg.steps == 0 || snaps[n_lpt_snaps] <= cfg.a_start)) {
-      const double as = snaps[n_lpt_snaps++];
-      say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(as) + " (snapshot)");
-      lpt_state(as, snap);
-      hook(as, snap.x, snap.p);
-    }
+  EvolveOptions<T> eo;
+  eo.snapshots = options.snapshots;
+  eo.hook = hook;
+  eo.progress = progress;
+  eo.lpt_final = &r.state;
+  FixedPointState final_state = evolve<T>(cosmo, cfg, lpt, eo);
+  if (cfg.steps > 0) {
+    final_state.positions(r.state.x);
+    final_state.momenta(r.state.p);
   }
-  const double a_lpt = cfg.steps == 0 ? cfg.a_end : cfg.a_start;
-  say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(a_lpt));
-  lpt_state(a_lpt, r.state);
-  lpt.reset();  // frees the displacement fields before the force mesh is allocated
-  if (cfg.steps == 0) return r;
-
-  PmForce<T> force(force_grid, cfg.kernel, r.state.x.size(), threads);
-  const double Om = cosmo.parameters().Omega_m();
-  const auto a = time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing);
-  IntegratorOptions opt = options;
-  opt.stepper = cfg.stepper;
-  opt.snapshots.assign(snaps.begin() + std::ptrdiff_t(n_lpt_snaps), snaps.end());
-  std::size_t calls = 0;
-  integrate(
-      cosmo, a, r.state,
-      [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
-        if (calls > 0) {
-          char msg[96];
-          std::snprintf(msg, sizeof msg, "step %zu/%d to a = %.4g", calls, cfg.steps, a[calls]);
-          say(msg);
-        }
-        ++calls;
-        force(x, Om, F);
-      },
-      opt, hook);
   return r;
 }
 
