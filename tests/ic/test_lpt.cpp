@@ -402,3 +402,35 @@ TEMPLATE_TEST_CASE("the LPT lattice offset translates every particle, wrapped", 
   CHECK_THROWS_WITH(lpt.particles(f, x1, p1, {0.0, nan, 0.0}),
                     Catch::Contains("lattice offset 1 = nan"));
 }
+
+TEST_CASE("LPT writes particles into the caller's arrays, and checks them", "[ic][lpt]") {
+  // The view overload writes the container overload's values, bit for bit, into struct-of-
+  // arrays memory; a view of the wrong size or with a null component is refused.
+  const Grid grid = Grid::cube(6, 30.0);
+  Lpt<float> lpt(grid);
+  RealField<float> noise(grid);
+  for (std::size_t c = 0; c < noise.data.size(); ++c) noise.data[c] = float(std::cos(1.3 * c));
+  ComplexField<float> delta(grid);
+  lpt.plan().forward(noise, delta);
+  lpt.compute(delta, 2);
+  const LptFactors<double> f{0.5, -0.1, 0.7, -0.2};
+  const std::array<double, 3> offset{1.25, 1.25, 1.25};
+  Vecs<float> x, p;
+  lpt.particles(f, x, p, offset);
+  const std::size_t n = x.size();
+  std::vector<float> xs[3], ps[3];
+  for (int d = 0; d < 3; ++d) xs[d].assign(n, -1.0f), ps[d].assign(n, -1.0f);
+  namespace dp = diffpm::particles;
+  lpt.particles(f, dp::soa_view(xs[0].data(), xs[1].data(), xs[2].data(), n),
+                dp::soa_view(ps[0].data(), ps[1].data(), ps[2].data(), n), offset);
+  bool same = true;
+  for (std::size_t i = 0; i < n; ++i)
+    for (int d = 0; d < 3; ++d) same = same && xs[d][i] == x[i][d] && ps[d][i] == p[i][d];
+  CHECK(same);
+  CHECK_THROWS_WITH(lpt.particles(f, dp::soa_view(xs[0].data(), xs[1].data(), xs[2].data(), n - 1),
+                                  dp::soa_view(ps[0].data(), ps[1].data(), ps[2].data(), n)),
+                    Catch::Contains("215 positions for 216 particles"));
+  CHECK_THROWS_WITH(lpt.particles(f, dp::soa_view(xs[0].data(), xs[1].data(), xs[2].data(), n),
+                                  dp::soa_view(ps[0].data(), (float*)nullptr, ps[2].data(), n)),
+                    Catch::Contains("null pointer for component 1"));
+}

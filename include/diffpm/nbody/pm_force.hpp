@@ -213,36 +213,69 @@ class PmForce {
   double read_force(int d, const mesh::RealField<T>& mesh, particles::Vec3View<T>* F,
                     const particles::Vec3View<const T>* F_bar, particles::Vec3View<T>* x_bar) {
     const auto t0 = clock::now();
-    // In particle order, not the plan's bucket order: early particles are still close to their
-    // lattice order, and writing each result to its own slot measured 15-30% slower at B = 1
-    // (docs/benchmarks.md). The values are the same bits either way.
+    double dot = 0.0;
+    // Packed triples everywhere (diffpm's containers): plain array indexing, no run-time
+    // strides (the same arithmetic, so the same bits).
+    const auto* xp = particles::packed(x_);
+    const Packed<T> Fp{F ? particles::packed(*F) : nullptr};
+    if (F_bar) {
+      const Packed<const T> fbp{particles::packed(*F_bar)};
+      const Packed<T> xbp{particles::packed(*x_bar)};
+      if (xp && (!F || Fp.a) && fbp.a && xbp.a) {
+        dot = read_force_loop(d, mesh, Packed<const T>{xp}, F ? &Fp : nullptr, fbp, xbp, true);
+      } else {
+        dot = read_force_loop(d, mesh, x_, F, *F_bar, *x_bar, true);
+      }
+    } else if (xp && Fp.a) {
+      read_force_loop(d, mesh, Packed<const T>{xp}, &Fp, Packed<const T>{}, Packed<T>{}, false);
+    } else {
+      read_force_loop(d, mesh, x_, F, particles::Vec3View<const T>{}, particles::Vec3View<T>{},
+                      false);
+    }
+    timings.readout += seconds_since(t0);
+    return dot;
+  }
+
+  /// Packed triples accessed as (particle, component), like a Vec3View.
+  template <class U>
+  struct Packed {
+    using Triple = std::conditional_t<std::is_const_v<U>, const std::array<T, 3>, std::array<T, 3>>;
+    Triple* a = nullptr;
+    U& operator()(std::size_t i, int e) const { return a[i][e]; }
+  };
+
+  /// read_force's loop over accessors X (positions), F (forces; null: none), Fb and Xb (the
+  /// adjoints; read only when has_adjoint). In particle order rather than the plan's bucket
+  /// order: early particles are still close to their lattice order, and writing each result to
+  /// its own slot measured 15-30% slower at B = 1. The same bits in every order and layout.
+  template <class X, class Fo, class Fb, class Xb>
+  double read_force_loop(int d, const mesh::RealField<T>& mesh, const X x, const Fo* F,
+                         const Fb F_bar, const Xb x_bar, bool has_adjoint) const {
     const T* m = mesh.data.data();
     const auto g = particles::detail::cic_geometry<T>(grid());
-    const particles::Vec3View<const T> x = x_;
-    const std::ptrdiff_t n = std::ptrdiff_t(x.size);
+    const std::ptrdiff_t n = std::ptrdiff_t(x_.size);
+    const Fo* const Fv = F;  // (accessors by value: nothing in the loop reads through `this`)
     double dot = 0.0;
-    if (F_bar) {
-      const particles::Vec3View<const T> fb = *F_bar;
-      const particles::Vec3View<T> xb = *x_bar;
+    if (has_adjoint) {
       DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
       for (std::ptrdiff_t p = 0; p < n; ++p) {
-        const std::array<T, 3> xp = x[std::size_t(p)];
+        const std::size_t i = std::size_t(p);
+        const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
         T value, grad[3];
-        particles::detail::interpolate<true>(m, xp.data(), g, value, grad);
-        if (F) (*F)(std::size_t(p), d) = value;
-        const T f = fb(std::size_t(p), d);
-        for (int e = 0; e < 3; ++e) xb(std::size_t(p), e) += f * grad[e];
+        particles::detail::interpolate<true>(m, xi, g, value, grad);
+        if (Fv) (*Fv)(i, d) = value;
+        const T f = F_bar(i, d);
+        for (int e = 0; e < 3; ++e) x_bar(i, e) += f * grad[e];
         dot += double(f) * double(value);
       }
     } else {
-      const particles::Vec3View<T> out = *F;
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t p = 0; p < n; ++p) {
-        const std::array<T, 3> xp = x[std::size_t(p)];
-        particles::detail::interpolate<false>(m, xp.data(), g, out(std::size_t(p), d), nullptr);
+        const std::size_t i = std::size_t(p);
+        const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
+        particles::detail::interpolate<false>(m, xi, g, (*Fv)(i, d), nullptr);
       }
     }
-    timings.readout += seconds_since(t0);
     return dot;
   }
 

@@ -141,10 +141,12 @@ FixedPointState evolve(const cosmology::Cosmology<double>& cosmo, const Simulati
   {
     ParticleState<T> init;
     lpt_state(a_lpt, init);
+    // The displacement fields go before the fixed-point state and the force mesh are allocated:
+    // the peak of a run is then the larger of (LPT fields + init) and the integration's.
+    lpt.reset();
     state = FixedPointState::from(init, cfg.box);
     if (cfg.steps == 0 && eo.lpt_final) *eo.lpt_final = std::move(init);
   }
-  lpt.reset();  // frees the displacement fields before the force mesh is allocated
   IntegratorOptions opt;
   opt.stepper = cfg.stepper;
   opt.snapshots.assign(snaps.begin() + std::ptrdiff_t(n_lpt_snaps), snaps.end());
