@@ -414,3 +414,61 @@ TEST_CASE("the forward model rejects bad input", "[model][errors]") {
   model::ForwardModel<double> early(late);
   CHECK_THROWS_WITH(early.forward(fiducial(), early.white_noise(1)), Catch::Contains("a_end"));
 }
+
+TEMPLATE_TEST_CASE("the model returns particles, the linear field and snapshots: run_simulation's",
+                   "[model]", float, double) {
+  // A run without a gradient is the same code path as the model's forward pass (nbody::evolve):
+  // from the same white noise, the model's particles, linear field and snapshots are
+  // run_simulation's, bit for bit. Requested snapshots are outputs without an adjoint: adding
+  // them to a lensing model leaves its gradient's bits unchanged.
+  using T = TestType;
+  auto cfg = small_config(false, false);
+  cfg.simulation.particles = {16, 16, 16};
+  cfg.simulation.mesh = {32, 32, 32};
+  cfg.simulation.a_start = 0.3;
+  cfg.final_particles = true;
+  cfg.linear_field = true;
+  cfg.snapshots = {0.6, 0.2};  // one from the integrator, one from LPT
+  model::ForwardModel<T> m(cfg);
+  const auto noise = m.white_noise(8);
+  const auto& out = m.forward(fiducial(), noise);
+  const diffpm::cosmology::Cosmology<double> cosmo(fiducial());
+  diffpm::nbody::IntegratorOptions o;
+  o.snapshots = {0.2, 0.6};
+  std::vector<diffpm::nbody::ParticleState<T>> seen;
+  const auto sim =
+      diffpm::nbody::run_simulation<T>(cosmo, cfg.simulation, noise, o,
+                                       [&](double, const diffpm::particles::Positions<T>& x,
+                                           const diffpm::particles::Positions<T>& p) {
+                                         seen.push_back({x, p});
+                                       });
+  CHECK(out.particles.x == sim.state.x);
+  CHECK(out.particles.p == sim.state.p);
+  CHECK(out.delta_linear.data == sim.delta_linear.data);
+  REQUIRE(out.snapshots.size() == 2);
+  REQUIRE(seen.size() == 2);
+  CHECK(out.snapshots[0].x == seen[1].x);  // a = 0.6
+  CHECK(out.snapshots[1].x == seen[0].x);  // a = 0.2, from LPT
+  CHECK(out.snapshots[1].p == seen[0].p);
+
+  auto lens = small_config(true, false);
+  lens.simulation.particles = {16, 16, 16};
+  lens.simulation.mesh = {32, 32, 32};
+  model::ForwardModel<T> plain(lens);
+  lens.snapshots = {0.8, 0.5};
+  model::ForwardModel<T> with_snapshots(lens);
+  const Loss<T> loss(lens, fiducial());
+  const auto& a = plain.forward(fiducial(), plain.white_noise(2));
+  const auto ga = plain.gradient(loss.kappa_bar(a));
+  const auto& b = with_snapshots.forward(fiducial(), with_snapshots.white_noise(2));
+  CHECK(b.kappa[0].data == a.kappa[0].data);
+  REQUIRE(b.snapshots.size() == 2);
+  CHECK(b.snapshots[0].x.size() == 16u * 16u * 16u);
+  const auto gb = with_snapshots.gradient(loss.kappa_bar(b));
+  CHECK(gb.parameters[4] == ga.parameters[4]);
+  CHECK(gb.noise.data == ga.noise.data);
+
+  auto bad = cfg;
+  bad.snapshots = {1.5};
+  CHECK_THROWS_WITH(model::ForwardModel<T>{bad}, Catch::Contains("snapshot a = 1.5"));
+}

@@ -51,6 +51,12 @@ struct ModelConfig {
   cosmology::CosmologyOptions cosmology;  ///< transfer function (and table) of P_lin
   std::optional<LensingSetup> lensing;    ///< convergence maps, one per source
   bool final_density = false;             ///< the overdensity at a_end on the force mesh
+  /// Outputs that are returned but not differentiated (gradient() takes no adjoint for them):
+  bool final_particles = false;  ///< ModelOutput::particles, positions and momenta at a_end
+  bool linear_field = false;     ///< ModelOutput::delta_linear, delta_L(k) at a = 1
+  /// ModelOutput::snapshots: the particles at these scale factors in (0, a_end], from LPT at
+  /// a <= a_start (all of them with steps = 0), else from the integrator (as run_simulation's).
+  std::vector<double> snapshots;
   nbody::AdjointMode adjoint = nbody::AdjointMode::reverse;
   std::size_t checkpoint_every = 8;  ///< steps per checkpoint (AdjointMode::checkpoint)
   /// The cosmology whose plane distances choose the lightcone planes' angular grids
@@ -67,8 +73,17 @@ struct ModelConfig {
       if (lensing->sources.empty())
         throw InvalidArgument("model: lensing without source redshifts or distributions");
     }
-    if (!lensing && !final_density)
-      throw InvalidArgument("model: no output (ask for lensing maps, the final density, or both)");
+    if (!lensing && !final_density && !final_particles && !linear_field && snapshots.empty()) {
+      throw InvalidArgument(
+          "model: no output (ask for lensing maps, the final density, particles, the linear "
+          "field or snapshots)");
+    }
+    for (double a : snapshots) {
+      if (!(a > 0.0 && a <= simulation.a_end)) {
+        throw InvalidArgument("model: snapshot a = " + format_number(a) +
+                              " is outside (0, a_end = " + format_number(simulation.a_end) + "]");
+      }
+    }
     if (adjoint == nbody::AdjointMode::checkpoint && checkpoint_every == 0)
       throw InvalidArgument("model: checkpoint every 0 steps (must be >= 1)");
   }
@@ -79,6 +94,9 @@ template <class T>
 struct ModelOutput {
   std::vector<lensing::Map<T>> kappa;
   mesh::RealField<T> density;
+  nbody::ParticleState<T> particles;   ///< final_particles: positions in [0, L), momenta
+  mesh::ComplexField<T> delta_linear;  ///< linear_field
+  std::vector<nbody::ParticleState<T>> snapshots;  ///< ModelConfig::snapshots, in that order
 };
 
 /// dL/dtheta and dL/dnoise.
@@ -96,7 +114,8 @@ struct ModelGradient {
 /// The forward model of docs/design.md ("Data flow") as one differentiable function:
 ///   (theta, w) -> delta_L = sqrt(P_lin(k; theta) N/V) r2c(w) -> LPT at a_start
 ///   -> fixed-point KDK to a_end (nbody/reversible.hpp), lightcone planes painted on the way
-///   -> Born convergence maps; and/or the final overdensity (CIC on the force mesh),
+///   -> Born convergence maps; and/or the final overdensity (CIC on the force mesh); and, not
+///   differentiated, the final particles, delta_L and snapshots (ModelConfig),
 /// and its gradient: give dL/dkappa (and/or dL/ddensity), get dL/dtheta for every cosmological
 /// parameter and dL/dw on the lattice.
 ///
@@ -193,15 +212,28 @@ class ForwardModel {
 
     // LPT, the lightcone planes it paints, and the integration with the other planes: the
     // stages every run shares (nbody::evolve), recorded here.
+    // The snapshots: lightcone planes and requested ones, each scale factor once.
     nbody::EvolveOptions<T> eo;
+    plane_a_.clear();
     if (cfg_.lensing) {
       build_lightcone();
-      eo.snapshots = cone_->scale_factors();
+      plane_a_ = cone_->scale_factors();
+      std::sort(plane_a_.begin(), plane_a_.end());
+    }
+    eo.snapshots = plane_a_;
+    for (double a : cfg_.snapshots)
+      if (!is_plane(a)) eo.snapshots.push_back(a);
+    out_.snapshots.resize(cfg_.snapshots.size());
+    if (!eo.snapshots.empty()) {
       eo.hook = [this, &s](double a, const particles::Positions<T>& x,
-                           const particles::Positions<T>&) {
-        cone_->paint(a, x);
-        if (s.steps == 0 || a <= s.a_start)  // painted from LPT (nbody::evolve's rule)
-          tape_.record("lightcone plane from LPT", [this, a] { reverse_lpt_plane(a); });
+                           const particles::Positions<T>& p) {
+        if (is_plane(a)) {
+          cone_->paint(a, x);
+          if (s.steps == 0 || a <= s.a_start)  // painted from LPT (nbody::evolve's rule)
+            tape_.record("lightcone plane from LPT", [this, a] { reverse_lpt_plane(a); });
+        }
+        for (std::size_t i = 0; i < cfg_.snapshots.size(); ++i)
+          if (cfg_.snapshots[i] == a) out_.snapshots[i] = nbody::ParticleState<T>{x, p};
       };
     }
     record_ = nbody::FixedPointRecord{};
@@ -211,7 +243,13 @@ class ForwardModel {
     eo.record = &record_;
     eo.integrator_options = &options_;
     eo.progress = progress_;
+    if (s.steps == 0 && cfg_.final_particles) eo.lpt_final = &out_.particles;
     state_ = nbody::evolve<T>(*cosmo_, s, lpt_, eo);  // frees lpt_ (rebuilt by the reverse pass)
+    if (s.steps > 0 && cfg_.final_particles) {
+      state_.positions(out_.particles.x);
+      state_.momenta(out_.particles.p);
+    }
+    if (cfg_.linear_field) out_.delta_linear = delta_;
     if (s.steps > 0)
       tape_.record("PM integration and lightcone", [this] { reverse_integration(); });
 
@@ -361,6 +399,9 @@ class ForwardModel {
     return grids;
   }
 
+  /// Whether a is a lightcone plane's scale factor (plane_a_ is sorted).
+  bool is_plane(double a) const { return std::binary_search(plane_a_.begin(), plane_a_.end(), a); }
+
   /// The dual a_i of the plane painted at a (a is one of shells_.a, exactly).
   const Dual& plane_scale_factor(double a) const {
     for (std::size_t i = 0; i < shells_.a.size(); ++i)
@@ -414,7 +455,8 @@ class ForwardModel {
     nbody::SnapshotAdjoint<T> planes;
     if (!options_.snapshots.empty()) {
       planes = [&](double a, const particles::Positions<T>& x, particles::Positions<T>& x_bar) {
-        if (maps_active_) cone_->paint_adjoint(a, x, *kappa_bar_, x_bar, cone_grad_);
+        // Requested snapshots are outputs without an adjoint: x_bar stays zero for them.
+        if (maps_active_ && is_plane(a)) cone_->paint_adjoint(a, x, *kappa_bar_, x_bar, cone_grad_);
       };
     }
     const nbody::IntegratorGradient g =
@@ -434,6 +476,7 @@ class ForwardModel {
     pullback_.add(dual_->parameters().Omega_m(), g.force_scalar, "Omega_m (force)");
     for (const auto& snap : g.snapshots) {
       if (snap.step + 1 >= a_steps_.size()) continue;  // at a_start: not drifted
+      if (!is_plane(snap.a)) continue;                 // a requested snapshot: no adjoint
       const std::size_t i = snap.step;
       pullback_.add(f.drift_within(a_steps_[i], a_steps_[i + 1], plane_scale_factor(snap.a)),
                     snap.drift, "drift factor to a plane");
@@ -508,6 +551,7 @@ class ForwardModel {
   std::vector<std::vector<Dual>> weights_dual_;
   std::vector<lensing::PlaneGrid> plane_grids_;
   std::unique_ptr<lensing::Lightcone<T>> cone_;
+  std::vector<double> plane_a_;  ///< the planes' scale factors, sorted
   ModelOutput<T> out_;
 
   // Gradient pass.
