@@ -210,9 +210,9 @@ class ForwardModel {
     lpt_->compute(delta_, s.lpt_order);
     tape_.record("LPT", [this] { reverse_lpt(); });
 
-    // LPT, the lightcone planes it paints, and the integration with the other planes: the
-    // stages every run shares (nbody::evolve), recorded here.
-    // The snapshots: lightcone planes and requested ones, each scale factor once.
+    // LPT, the planes and snapshots it gives, and the integration with the others: the stages
+    // every run shares (nbody::evolve), recorded here. Snapshots are the lightcone planes and
+    // the requested ones, each scale factor once.
     nbody::EvolveOptions<T> eo;
     plane_a_.clear();
     if (cfg_.lensing) {
