@@ -10,6 +10,7 @@
 #include "diffpm/backend/cpu/fft2d.hpp"
 #include "diffpm/backend/tags.hpp"
 #include "diffpm/core/constants.hpp"
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/floating_point.hpp"
 #include "diffpm/core/host_device.hpp"

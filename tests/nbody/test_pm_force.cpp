@@ -306,7 +306,7 @@ TEST_CASE("PM force on views of a user's arrays is the force on containers, bit 
   CHECK(same);
   const double om = force.value_and_adjoint(x, 0.3, Fb, F2, xb);
   const double om_v = force.value_and_adjoint(xv, 0.3, dp::view(Fb), Fv, xbv);
-  CHECK(om == om_v);
+  CHECK(om == om_v);  // a deterministic sum (core/deterministic_sum.hpp): any thread count
   for (std::size_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d)
       same = same && rec[i].force[d] == F2[i][d] && rec[i].x_bar[d] == xb[i][d];

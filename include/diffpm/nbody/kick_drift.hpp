@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/particles/particles.hpp"
@@ -50,8 +51,8 @@ void axpy(std::vector<std::array<T, 3>>& y, double c, const std::vector<std::arr
 /// Adjoint of y' = y + c v (docs/physics.md, "Adjoint of the leapfrog"): y_bar passes through
 /// unchanged, v_bar += c y_bar, and the coefficient's adjoint is c_bar = <y_bar, v>. For the
 /// drift (y = x, v = p, c = D) that is p_bar += D x_bar, dL/dD = <x_bar, p>; for the kick
-/// (y = p, v = F, c = K), F_bar += K p_bar, dL/dK = <p_bar, F>. Returns c_bar; the sum is
-/// taken in double in a fixed order per thread count (OpenMP reduction).
+/// (y = p, v = F, c = K), F_bar += K p_bar, dL/dK = <p_bar, F>. Returns c_bar, summed in double
+/// with the same bits for any thread count (core/deterministic_sum.hpp).
 template <class T>
 double axpy_adjoint(particles::ConstView<T> y_bar, double c, particles::ConstView<T> v,
                     particles::Vec3View<T> v_bar) {
@@ -59,15 +60,32 @@ double axpy_adjoint(particles::ConstView<T> y_bar, double c, particles::ConstVie
   detail::check_same_size(v_bar.size, v.size, "kick/drift adjoint");
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(v.size);
   const T cf = static_cast<T>(c);
-  double c_bar = 0.0;
-  DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : c_bar))
-  for (std::ptrdiff_t i = 0; i < n; ++i)
+  const auto* yp = particles::packed(y_bar);
+  const auto* vp = particles::packed(v);
+  auto* vbp = particles::packed(v_bar);
+  if (yp && vp && vbp) {  // contiguous triples: plain indexing, the same sums in the same order
+    const T* ys = yp->data();
+    const T* vs = vp->data();
+    T* vbs = vbp->data();
+    return deterministic_sum(n, [&](std::ptrdiff_t i) {
+      double s = 0.0;
+      for (int d = 0; d < 3; ++d) {
+        const std::ptrdiff_t j = 3 * i + d;
+        vbs[j] += cf * ys[j];
+        s += double(ys[j]) * double(vs[j]);
+      }
+      return s;
+    });
+  }
+  return deterministic_sum(n, [&](std::ptrdiff_t i) {
+    const std::size_t j = std::size_t(i);
+    double s = 0.0;
     for (int d = 0; d < 3; ++d) {
-      const std::size_t j = std::size_t(i);
       v_bar(j, d) += cf * y_bar(j, d);
-      c_bar += double(y_bar(j, d)) * double(v(j, d));
+      s += double(y_bar(j, d)) * double(v(j, d));
     }
-  return c_bar;
+    return s;
+  });
 }
 /// The same on diffpm's containers; an empty v_bar is first made zeros of v's size.
 template <class T>

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
@@ -257,8 +258,8 @@ class PmForce {
     const Fo* const Fv = F;  // (accessors by value: nothing in the loop reads through `this`)
     double dot = 0.0;
     if (has_adjoint) {
-      DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
-      for (std::ptrdiff_t p = 0; p < n; ++p) {
+      // <F_bar_d, F_d> with the same bits for any thread count (core/deterministic_sum.hpp).
+      dot = deterministic_sum(n, [&](std::ptrdiff_t p) {
         const std::size_t i = std::size_t(p);
         const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
         T value, grad[3];
@@ -266,8 +267,8 @@ class PmForce {
         if (Fv) (*Fv)(i, d) = value;
         const T f = F_bar(i, d);
         for (int e = 0; e < 3; ++e) x_bar(i, e) += f * grad[e];
-        dot += double(f) * double(value);
-      }
+        return double(f) * double(value);
+      });
     } else {
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t p = 0; p < n; ++p) {

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/nbody/integrator.hpp"
@@ -473,11 +474,11 @@ IntegratorGradient integrate_fixed_point_adjoint(
       for (int d = 0; d < 3; ++d) F_bar[i][d] = static_cast<T>(k) * p_bar[i][d];
     at.positions(x);
     g.force_scalar += force_and_adjoint(x, F_bar, F, x_bar);
-    double dot = 0.0;
-    DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : dot))
-    for (std::ptrdiff_t i = 0; i < m; ++i)
-      for (int d = 0; d < 3; ++d) dot += double(p_bar[i][d]) * double(F[i][d]);
-    return dot;
+    return deterministic_sum(m, [&](std::ptrdiff_t i) {
+      double s = 0.0;
+      for (int d = 0; d < 3; ++d) s += double(p_bar[i][d]) * double(F[i][d]);
+      return s;
+    });
   };
   // x_bar += D p_bar-style update: p_bar += D v, returns <v, p'> with p' the half-step momenta
   // of `h` (read from the integers as momenta() does).
@@ -485,15 +486,15 @@ IntegratorGradient integrate_fixed_point_adjoint(
                            const std::vector<std::array<T, 3>>& v) {
     const double q = h.momentum_quantum;
     const T Dt = static_cast<T>(D);
-    double d_bar = 0.0;
-    DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : d_bar))
-    for (std::ptrdiff_t j = 0; j < m; ++j)
+    return deterministic_sum(m, [&](std::ptrdiff_t j) {
+      double s = 0.0;
       for (int d = 0; d < 3; ++d) {
         const T p_mid = static_cast<T>(double(h.p[j][d]) * q);
         p_bar[j][d] += Dt * v[j][d];
-        d_bar += double(v[j][d]) * double(p_mid);
+        s += double(v[j][d]) * double(p_mid);
       }
-    return d_bar;
+      return s;
+    });
   };
   // Snapshot s at positions xs: x_bar += x_s_bar (and returns x_s_bar for the drift part).
   auto snapshot_bar = [&](double as, const FixedPointState& at) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
@@ -187,23 +188,12 @@ void paint_cic_adjoint(const mesh::RealField<T>& mesh_bar, const Positions<T>& p
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
   const auto g = detail::cic_geometry<T>(mesh_bar.grid);
   const T* m = mesh_bar.data.data();
-  constexpr std::ptrdiff_t block = 4096;
-  const std::ptrdiff_t n = std::ptrdiff_t(positions.size());
-  const std::ptrdiff_t n_blocks = (n + block - 1) / block;
-  std::vector<double> partial(std::size_t(n_blocks), 0.0);
-  DIFFPM_OMP(omp parallel for schedule(static))
-  for (std::ptrdiff_t b = 0; b < n_blocks; ++b) {
-    double sum = 0.0;
-    for (std::ptrdiff_t p = b * block; p < std::min(n, (b + 1) * block); ++p) {
-      T value, grad[3];
-      detail::value_and_gradient(m, positions[p].data(), g, value, grad);
-      for (int d = 0; d < 3; ++d) positions_bar[p][d] += weight * grad[d];
-      sum += double(value);
-    }
-    partial[b] = sum;
-  }
-  double total = 0.0;
-  for (double s : partial) total += s;
+  const double total = deterministic_sum(std::ptrdiff_t(positions.size()), [&](std::ptrdiff_t p) {
+    T value, grad[3];
+    detail::value_and_gradient(m, positions[p].data(), g, value, grad);
+    for (int d = 0; d < 3; ++d) positions_bar[p][d] += weight * grad[d];
+    return double(value);
+  });
   weight_bar += T(total);
 }
 

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
@@ -225,29 +226,17 @@ class CicPlan {
     const detail::CicGeometry<T> g = g_;
     const Point* items = buckets_.items.data();
     const std::uint32_t* index = buckets_.index.data();
-    constexpr std::ptrdiff_t block = 4096;
-    const std::ptrdiff_t n = std::ptrdiff_t(size());
-    const std::ptrdiff_t n_blocks = (n + block - 1) / block;
-    std::vector<double> partial(std::size_t(n_blocks), 0.0);
-    DIFFPM_OMP(omp parallel for schedule(static))
-    for (std::ptrdiff_t b = 0; b < n_blocks; ++b) {
-      double sum = 0.0;
-      const std::ptrdiff_t end = std::min(n, (b + 1) * block);
-      for (std::ptrdiff_t q = b * block; q < end; ++q) {
-        T value, grad[3];
-        detail::interpolate<Gradient>(m, items[q].data(), g, value, Gradient ? grad : nullptr);
-        const T* gp = Gradient ? grad : nullptr;
-        if constexpr (std::is_same_v<decltype(visit(index[q], value, gp)), double>) {
-          sum += visit(index[q], value, gp);
-        } else {
-          visit(index[q], value, gp);
-        }
+    return deterministic_sum(std::ptrdiff_t(size()), [&](std::ptrdiff_t q) {
+      T value, grad[3];
+      detail::interpolate<Gradient>(m, items[q].data(), g, value, Gradient ? grad : nullptr);
+      const T* gp = Gradient ? grad : nullptr;
+      if constexpr (std::is_same_v<decltype(visit(index[q], value, gp)), double>) {
+        return visit(index[q], value, gp);
+      } else {
+        visit(index[q], value, gp);
+        return 0.0;
       }
-      partial[std::size_t(b)] = sum;
-    }
-    double total = 0.0;
-    for (double s : partial) total += s;
-    return total;
+    });
   }
 
  private:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
@@ -271,24 +272,26 @@ class Lpt {
                             std::to_string(p_bar.size()) + " momentum gradients for " +
                             std::to_string(np) + " particles");
     }
-    // Scalar factors: <xbar, Psi>, <pbar, Psi> (double accumulators).
-    double gD1 = 0, gD2 = 0, gp1 = 0, gp2 = 0;
+    // Scalar factors: <xbar, Psi>, <pbar, Psi>, in double with the same bits for any thread
+    // count (core/deterministic_sum.hpp).
     const std::ptrdiff_t npp = std::ptrdiff_t(np);
     const bool second = order_ == 2;
-    DIFFPM_OMP(omp parallel for reduction(+ : gD1, gD2, gp1, gp2) schedule(static))
-    for (std::ptrdiff_t p = 0; p < npp; ++p) {
+    const auto sums = deterministic_sums<4>(npp, [&](std::ptrdiff_t p) {
+      std::array<double, 4> t{};  // D1, p1, D2, p2
       const std::size_t c = mesh_index(std::size_t(p));
       for (int d = 0; d < 3; ++d) {
         const double xb = x_bar[p][d], pb = p_bar[p][d], s1 = psi1_[d].data[c];
-        gD1 += xb * s1;
-        gp1 += pb * s1;
+        t[0] += xb * s1;
+        t[1] += pb * s1;
         if (second) {
           const double s2 = psi2_[d].data[c];
-          gD2 += xb * s2;
-          gp2 += pb * s2;
+          t[2] += xb * s2;
+          t[3] += pb * s2;
         }
       }
-    }
+      return t;
+    });
+    const double gD1 = sums[0], gp1 = sums[1], gD2 = sums[2], gp2 = sums[3];
     resize(scratch_);
     resize(work_);
     // First order: delta_bar += conj(i k_d/k^2) r2c(D1 xbar_d + p1 pbar_d) / N.
