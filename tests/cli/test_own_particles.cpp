@@ -63,6 +63,29 @@ particles::Positions<T> read_vectors(const std::string& path) {
   return v;
 }
 
+/// What own-particles writes with --out, for a run at config() in the precision of T.
+template <class T>
+struct Outputs {
+  particles::Positions<T> x_final, x0_bar, p0_bar;
+};
+
+template <class T>
+Outputs<T> run_example() {
+  const TempDir dir;
+  const auto r = run_program(exe(), args(sizeof(T) == 4 ? "float" : "double", dir.path.string()));
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  return {read_vectors<T>((dir.path / "x_final.npy").string()),
+          read_vectors<T>((dir.path / "x0_bar.npy").string()),
+          read_vectors<T>((dir.path / "p0_bar.npy").string())};
+}
+
+/// a - b, taken modulo the box side L into [-L/2, L/2].
+inline double periodic_difference(double a, double b, double L) {
+  const double r = a - b;
+  return r - L * std::round(r / L);
+}
+
 template <class T>
 double rms(const particles::Positions<T>& v) {
   double s = 0.0;
@@ -119,12 +142,7 @@ TEMPLATE_TEST_CASE(
     "pipeline",
     "[cli][own_particles]", float, double) {
   using T = TestType;
-  const TempDir dir;
-  const std::string precision = sizeof(T) == 4 ? "float" : "double";
-  const auto r = run_program(exe(), args(precision, dir.path.string()));
-  INFO(r.err);
-  REQUIRE(r.status == 0);
-  const auto x_final = read_vectors<T>((dir.path / "x_final.npy").string());
+  const auto x_final = run_example<T>().x_final;
 
   // The floating-point integrator on diffpm's containers, from the pipeline's LPT state: the
   // same kernels on the same values in the same order, so the same bits whatever the layout.
@@ -148,8 +166,7 @@ TEMPLATE_TEST_CASE(
   double worst = 0.0;
   for (std::size_t i = 0; i < x_final.size(); ++i)
     for (int d = 0; d < 3; ++d) {
-      double e = double(sim.state.x[i][d]) - double(x_final[i][d]);
-      e -= c.box[d] * std::round(e / c.box[d]);
+      const double e = periodic_difference(sim.state.x[i][d], x_final[i][d], c.box[d]);
       worst = std::max(worst, std::fabs(e));
     }
   INFO("largest position difference to the pipeline " << worst << " Mpc/h");
@@ -159,13 +176,8 @@ TEMPLATE_TEST_CASE(
 TEMPLATE_TEST_CASE("own-particles' gradient agrees with the library's exact reverse-time adjoint",
                    "[cli][own_particles][adjoint]", float, double) {
   using T = TestType;
-  const TempDir dir;
-  const std::string precision = sizeof(T) == 4 ? "float" : "double";
-  const auto r = run_program(exe(), args(precision, dir.path.string()));
-  INFO(r.err);
-  REQUIRE(r.status == 0);
-  const auto x0_bar = read_vectors<T>((dir.path / "x0_bar.npy").string());
-  const auto p0_bar = read_vectors<T>((dir.path / "p0_bar.npy").string());
+  const auto out = run_example<T>();
+  const auto &x0_bar = out.x0_bar, &p0_bar = out.p0_bar;
 
   // The pipeline's integrator: the fixed-point state and its reverse pass, from the same LPT
   // state, with dL/dx_final = x_final - x_start.
@@ -188,9 +200,7 @@ TEMPLATE_TEST_CASE("own-particles' gradient agrees with the library's exact reve
   state.positions(x_end);
   for (std::size_t i = 0; i < x_end.size(); ++i)
     for (int d = 0; d < 3; ++d) {
-      double r = double(x_end[i][d]) - double(init.x[i][d]);
-      r -= c.box[d] * std::round(r / c.box[d]);
-      x_bar[i][d] = T(r);
+      x_bar[i][d] = T(periodic_difference(x_end[i][d], init.x[i][d], c.box[d]));
     }
   nbody::integrate_fixed_point_adjoint<T>(cosmo, a, state, force, force_and_adjoint, x_bar, p_bar,
                                           {}, &record);
@@ -209,12 +219,8 @@ TEMPLATE_TEST_CASE("own-particles' gradient agrees with the library's exact reve
 
 TEST_CASE("own-particles' gradient matches central finite differences of nbody::integrate",
           "[cli][own_particles][adjoint]") {
-  const TempDir dir;
-  const auto r = run_program(exe(), args("double", dir.path.string()));
-  INFO(r.err);
-  REQUIRE(r.status == 0);
-  const auto x0_bar = read_vectors<double>((dir.path / "x0_bar.npy").string());
-  const auto p0_bar = read_vectors<double>((dir.path / "p0_bar.npy").string());
+  const auto out = run_example<double>();
+  const auto &x0_bar = out.x0_bar, &p0_bar = out.p0_bar;
   const cosmology::Cosmology<double> cosmo(cosmology::Parameters<double>{});
   const auto c = config();
   const auto init = lpt_state<double>(cosmo, c);

@@ -2,16 +2,6 @@
 // brute force (a naive DFT for the Fourier-diagonal block, Eigen for the coupling's scaling):
 // M^-1 M = 1, K = r^T M^-1 r / 2, momenta r ~ N(0, M); its estimate from a linear model; and
 // input validation.
-// Eigen 3.4's matrix-vector kernels trip GCC 12's -Wmaybe-uninitialized (a false positive inside
-// Eigen, not in this test).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Dense>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -20,6 +10,7 @@
 #include <vector>
 
 #include "diffpm/inference/gauss_newton_mass.hpp"
+#include "support/eigen_dense.hpp"
 
 namespace {
 

@@ -2,16 +2,6 @@
 // an ill-conditioned Gaussian and does not with a corrupted one (so this test can fail on a
 // wrong gradient), the sampler reproduces a correlated Gaussian's mean and covariance within
 // Monte Carlo error, a non-finite energy is rejected, and bad input throws.
-// Eigen 3.4's matrix-vector kernels trip GCC 12's -Wmaybe-uninitialized (a false positive inside
-// Eigen, not in this test).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Dense>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
@@ -22,6 +12,7 @@
 
 #include "diffpm/inference/hmc.hpp"
 #include "diffpm/inference/mass.hpp"
+#include "support/eigen_dense.hpp"
 
 namespace {
 

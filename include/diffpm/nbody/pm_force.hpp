@@ -247,15 +247,15 @@ class PmForce {
 
   /// read_force's loop over accessors X (positions), F (forces; null: none), Fb and Xb (the
   /// adjoints; read only when has_adjoint). In particle order rather than the plan's bucket
-  /// order: early particles are still close to their lattice order, and writing each result to
-  /// its own slot measured 15-30% slower at B = 1. The same bits in every order and layout.
+  /// order: particles stay near their lattice order, so the mesh reads keep their locality and
+  /// the writes stream (bucket order was slower: docs/benchmarks.md). The same bits in every
+  /// order and layout.
   template <class X, class Fo, class Fb, class Xb>
   double read_force_loop(int d, const mesh::RealField<T>& mesh, const X x, const Fo* F,
                          const Fb F_bar, const Xb x_bar, bool has_adjoint) const {
     const T* m = mesh.data.data();
     const auto g = particles::detail::cic_geometry<T>(grid());
     const std::ptrdiff_t n = std::ptrdiff_t(x_.size);
-    const Fo* const Fv = F;  // (accessors by value: nothing in the loop reads through `this`)
     double dot = 0.0;
     if (has_adjoint) {
       // <F_bar_d, F_d> with the same bits for any thread count (core/deterministic_sum.hpp).
@@ -264,7 +264,7 @@ class PmForce {
         const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
         T value, grad[3];
         particles::detail::interpolate<true>(m, xi, g, value, grad);
-        if (Fv) (*Fv)(i, d) = value;
+        if (F) (*F)(i, d) = value;
         const T f = F_bar(i, d);
         for (int e = 0; e < 3; ++e) x_bar(i, e) += f * grad[e];
         return double(f) * double(value);
@@ -274,7 +274,7 @@ class PmForce {
       for (std::ptrdiff_t p = 0; p < n; ++p) {
         const std::size_t i = std::size_t(p);
         const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
-        particles::detail::interpolate<false>(m, xi, g, (*Fv)(i, d), nullptr);
+        particles::detail::interpolate<false>(m, xi, g, (*F)(i, d), nullptr);
       }
     }
     return dot;
