@@ -36,6 +36,7 @@
 #include "diffpm/inference/hmc.hpp"
 #include "diffpm/inference/mass.hpp"
 #include "diffpm/io/atomic_file.hpp"
+#include "diffpm/io/cosmology_table_file.hpp"
 #include "diffpm/io/npy.hpp"
 #include "diffpm/io/power_table_file.hpp"
 #include "diffpm/io/redshift_distribution_file.hpp"

@@ -4,14 +4,20 @@
 // and maps; bad tables are refused; and a user's own Model drives run_simulation.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/tabulated.hpp"
 #include "diffpm/ic/linear_field.hpp"
+#include "diffpm/io/cosmology_table_file.hpp"
 #include "diffpm/lensing/lensing_efficiency.hpp"
 #include "diffpm/lensing/lensing_simulation.hpp"
 #include "diffpm/lensing/lightcone_coefficients.hpp"
@@ -536,4 +542,50 @@ TEMPLATE_TEST_CASE("A user's own Model drives run_simulation", "[cosmology][mode
   const auto lc =
       lensing::lightcone_coefficients<double>(eds, {lensing::SourceDistribution::fixed(0.5)}, 3);
   CHECK(rel(lc.shells.a[1], tab.scale_factor_at_distance(lc.shells.chi[1])) < 1e-9);
+}
+
+TEST_CASE("read_cosmology_table reads a table from a text file", "[cosmology][model][io]") {
+  // The sampled table written with 17 significant digits reads back to the same doubles, so the
+  // file's cosmology equals the in-memory one bit for bit.
+  const cosmology::Cosmology<double> c(generic_parameters());
+  const auto table = sample(c, log_grid(1e-2, 200));
+  std::ostringstream text;
+  text.precision(17);
+  text << "# a E D1 D2 f1 f2 chi[Mpc/h]\n\n";
+  for (std::size_t i = 0; i < table.a.size(); ++i) {
+    text << table.a[i] << ' ' << table.E[i] << ' ' << table.D1[i] << ' ' << table.D2[i] << ' '
+         << table.f1[i] << ' ' << table.f2[i] << ' ' << table.chi[i] << '\n';
+  }
+  const auto write = [](const std::string& name, const std::string& s) {
+    const std::string path =
+        (std::filesystem::temp_directory_path() /
+         ("diffpm_test_cosmology_" + std::to_string(std::random_device{}()) + "_" + name))
+            .string();
+    std::ofstream(path) << s;
+    return path;
+  };
+  const std::string path = write("good.txt", text.str());
+  const auto from_file = io::read_cosmology_table(path, table.Omega_m, 0.0, table.power);
+  const TabulatedCosmology in_memory(table);
+  for (double a : {0.01, 0.05, 0.3, 0.77, 1.0}) {
+    CHECK(from_file.E(a) == in_memory.E(a));
+    CHECK(from_file.growth_factor(a) == in_memory.growth_factor(a));
+    CHECK(from_file.growth_rate_2(a) == in_memory.growth_rate_2(a));
+    CHECK(from_file.comoving_distance(a) == in_memory.comoving_distance(a));
+    CHECK(from_file.linear_power(0.1, a) == in_memory.linear_power(0.1, a));
+  }
+  std::remove(path.c_str());
+
+  // A sixth column missing, an eighth present, a table the class refuses (naming the file).
+  const std::string short_row = write("short.txt", "0.5 1 1 -1 1 2\n");
+  CHECK_THROWS_WITH(io::read_cosmology_table(short_row, 0.3),
+                    Catch::Contains("line 1: column 7 is ''"));
+  const std::string long_row = write("long.txt", "0.5 1 1 -1 1 2 3 4\n");
+  CHECK_THROWS_WITH(io::read_cosmology_table(long_row, 0.3),
+                    Catch::Contains("has more than 7 columns"));
+  const std::string bad = write("bad.txt", "# D2 > 0\n0.5 8 0.5 0.1 1 2 100\n" + text.str());
+  CHECK_THROWS_WITH(io::read_cosmology_table(bad, 0.3),
+                    Catch::Contains("cosmology file '" + bad + "': row 1 (a = 0.5) has D2 = 0.1"));
+  CHECK_THROWS_AS(io::read_cosmology_table("/nonexistent/cosmology.txt", 0.3), IoError);
+  for (const auto& p : {short_row, long_row, bad}) std::remove(p.c_str());
 }

@@ -41,17 +41,20 @@ struct CosmologyTable {
 };
 
 /// A cosmology::Model<double> from a CosmologyTable. Interpolation is cubic Hermite in t = ln a
-/// (cosmology/detail/hermite.hpp), on quantities that are smooth, and for power laws linear, in
-/// t, each with its slope where the table gives it:
+/// (cosmology/detail/hermite.hpp; rows need not be evenly spaced), on quantities that are
+/// smooth in t, and linear in t for power laws of a, each with its slope where the table gives
+/// it and otherwise the 5-row Lagrange derivative of the column (4th order):
 ///   ln D1 with slope f1 and ln(-D2) with slope f2 (exact for D proportional to a power of a,
-///     so an Einstein-de Sitter table interpolates to rounding); f1 and f2 between rows are the
-///     slopes of these interpolants, so f1 = dln D1/dln a holds exactly for what is returned;
+///     so an Einstein-de Sitter table interpolates to rounding);
+///   f1 and f2 themselves with 5-row slopes (not the slopes of the ln D interpolants, which
+///     are a power of h less accurate: the FastPM kick over a short step differences G_f =
+///     a^2 E f1 D1 and amplifies the error of f1 a hundredfold);
 ///   chi with slope dchi/dln a = -(c/H0) / (a E) from the E column (as Background does);
-///   ln E with slopes from the 5-row Lagrange derivative of the ln E column (4th order).
-/// With exact slopes the error is at most h^4/384 max|y''''| (h the widest step in ln a); f1,
-/// f2 and a 5-row slope err at O(h^3) and O(h^4). An LCDM table with h = 0.005 (about 1400
-/// rows from a = 1e-3) reproduces Cosmology<double>'s step and LPT factors to ~1e-9
-/// (tests/cosmology/test_tabulated.cpp).
+///   ln E with 5-row slopes.
+/// With exact slopes the error is at most h^4/384 max|d^4 y/dt^4| (h the widest step in ln a);
+/// 5-row slopes keep it O(h^4). A w0wa table with h = 0.005 (1400 rows from a = 1e-3)
+/// reproduces Cosmology<double>'s step factors to 1e-8 and LPT factors to 1.3e-9, with 300
+/// rows (h = 0.023) to 6e-8 and 1e-8 (tests/cosmology/test_tabulated.cpp).
 ///
 /// D1 is normalised explicitly: the D1 column is divided by its value at a = 1, D2 by the square
 /// of it (Growth's convention), so an unnormalised table (D1 -> a early on) is fine; chi is
