@@ -405,6 +405,12 @@ TEST_CASE("Bad cosmology tables are refused, naming the value", "[cosmology][mod
   refused([](CosmologyTable& t) { t.a.back() = 0.99; }, "the last row has a = 0.99");
   refused(
       [](CosmologyTable& t) {
+        t.a[48] = 1.0 + 1e-13;
+        t.a[49] = 1.0 + 2e-13;
+      },
+      "row 49 has a = 1.0000000000001 (only the last row may be at a = 1)");
+  refused(
+      [](CosmologyTable& t) {
         for (auto& e : t.E) e *= 70.0;
       },
       "E = 70 (must be 1");

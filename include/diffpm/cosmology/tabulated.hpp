@@ -253,6 +253,10 @@ class TabulatedCosmology : public Model<double> {
       throw InvalidArgument(o + ": the last row has a = " + format_number(tb.a[n - 1]) +
                             " (the table must end at a = 1, where D1 is normalised and chi = 0)");
     }
+    if (!(tb.a[n - 2] < 1.0)) {
+      throw InvalidArgument(o + ": row " + std::to_string(n - 1) + " has a = " +
+                            format_number(tb.a[n - 2]) + " (only the last row may be at a = 1)");
+    }
     if (!(std::abs(tb.E[n - 1] - 1.0) <= 1e-5)) {
       row(n - 1, "E", tb.E[n - 1], "must be 1 within 1e-5 at a = 1: E is H(a)/H0");
     }
