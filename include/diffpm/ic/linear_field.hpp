@@ -15,6 +15,7 @@
 #include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/model.hpp"
 #include "diffpm/mesh/field.hpp"
 

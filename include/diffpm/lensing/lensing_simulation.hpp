@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "diffpm/core/error.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/model.hpp"
 #include "diffpm/lensing/born.hpp"
 #include "diffpm/lensing/lensing_efficiency.hpp"

@@ -7,6 +7,7 @@
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/scalar.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/model.hpp"
 #include "diffpm/lensing/born.hpp"
 #include "diffpm/lensing/lensing_efficiency.hpp"

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/model.hpp"
 #include "diffpm/ic/linear_field.hpp"
 #include "diffpm/ic/white_noise.hpp"
