@@ -10,8 +10,8 @@
 #include "diffpm/core/constants.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/scalar.hpp"
-#include "diffpm/cosmology/detail/gauss_legendre.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/detail/gauss_legendre.hpp"
 #include "diffpm/cosmology/model.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
 

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "diffpm/cosmology/detail/gauss_legendre.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/detail/gauss_legendre.hpp"
 #include "diffpm/cosmology/model.hpp"
 
 namespace diffpm::nbody {
