@@ -11,6 +11,7 @@
 #include "diffpm/core/constants.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/scalar.hpp"
+#include "diffpm/cosmology/detail/curvature.hpp"
 #include "diffpm/cosmology/detail/hermite.hpp"
 #include "diffpm/cosmology/detail/math.hpp"
 #include "diffpm/cosmology/parameters.hpp"
@@ -165,40 +166,14 @@ class Background {
   /// chi for Omega_k = 0 (Hogg 1999, eq. 16; Bartelmann & Schneider 2001's f_K). Near x = 0 a
   /// series keeps the derivative with respect to Omega_k exact at Omega_k = 0, where a branch
   /// on the sign would drop it. chi may carry derivatives too.
-  T transverse_distance(const T& chi) const {
-    const T r = chi / constants::hubble_distance;
-    const T x = Ok_ * r * r;
-    const double xv = value_of(x);
-    if (std::abs(xv) < 1e-2) {
-      // sinh(sqrt x)/sqrt x = sum x^k / (2k+1)!, truncated where x^6/13! < 1e-22.
-      const T series =
-          1.0 +
-          x / 6.0 * (1.0 + x / 20.0 * (1.0 + x / 42.0 * (1.0 + x / 72.0 * (1.0 + x / 110.0))));
-      return chi * series;
-    }
-    const T sq = sqrt(abs(Ok_));
-    if (xv > 0) return constants::hubble_distance / sq * sinh(sq * r);
-    return constants::hubble_distance / sq * sin(sq * r);
-  }
+  T transverse_distance(const T& chi) const { return detail::transverse_distance(Ok_, chi); }
 
   /// c_K(chi) = df_K/dchi, dimensionless: cosh(sqrt(x)) for Omega_k > 0, cos(sqrt(-x)) for
   /// Omega_k < 0, 1 for Omega_k = 0 (x as in transverse_distance). With f_K it gives the
   /// addition theorem f_K(chi1 - chi2) = f_K(chi1) c_K(chi2) - c_K(chi1) f_K(chi2), which keeps
   /// the curved lensing efficiency a sum of separable terms (lensing/lensing_efficiency.hpp).
   /// The same series near x = 0 keeps d/dOmega_k exact at Omega_k = 0.
-  T curvature_cosine(const T& chi) const {
-    const T r = chi / constants::hubble_distance;
-    const T x = Ok_ * r * r;
-    const double xv = value_of(x);
-    if (std::abs(xv) < 1e-2) {
-      // cosh(sqrt x) = sum x^k / (2k)!, truncated where x^6/12! < 1e-21.
-      return 1.0 +
-             x / 2.0 * (1.0 + x / 12.0 * (1.0 + x / 30.0 * (1.0 + x / 56.0 * (1.0 + x / 90.0))));
-    }
-    const T sq = sqrt(abs(Ok_));
-    if (xv > 0) return cosh(sq * r);
-    return cos(sq * r);
-  }
+  T curvature_cosine(const T& chi) const { return detail::curvature_cosine(Ok_, chi); }
 
   /// Angular diameter distance D_A = a D_M, Mpc/h.
   T angular_diameter_distance(const T& a) const { return a * transverse_comoving_distance(a); }

@@ -16,6 +16,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/model.hpp"
 #include "diffpm/mesh/field.hpp"
 
 namespace diffpm::ic {
@@ -133,8 +134,7 @@ std::vector<double> mode_amplitudes(const mesh::Grid& grid, const Power& power) 
 /// dc/dtheta in the gradient pass (model/forward_model.hpp). mode_amplitudes and the gradient
 /// both call it, so the two cannot disagree.
 template <class S>
-S mode_amplitude(const cosmology::Cosmology<S>& cosmology, double k, double n_over_v,
-                 double a = 1.0) {
+S mode_amplitude(const cosmology::Model<S>& cosmology, double k, double n_over_v, double a = 1.0) {
   using std::sqrt;
   return sqrt(cosmology.linear_power(k, S(a)) * n_over_v);
 }
@@ -142,7 +142,7 @@ S mode_amplitude(const cosmology::Cosmology<S>& cosmology, double k, double n_ov
 /// The coefficients of the cosmology's P_lin(k, a) = P_lin(k, 1) D1(a)^2 (a = 1: today), by
 /// mode_amplitude; throws as the general form does when P_lin is not finite and > 0.
 inline std::vector<double> mode_amplitudes(const mesh::Grid& grid,
-                                           const cosmology::Cosmology<double>& cosmology,
+                                           const cosmology::Model<double>& cosmology,
                                            double a = 1.0) {
   grid.validate();
   const double n_over_v = double(grid.size()) / grid.volume();

@@ -12,19 +12,20 @@
 #include "diffpm/core/scalar.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/detail/gauss_legendre.hpp"
+#include "diffpm/cosmology/model.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
 
 namespace diffpm::lensing {
 
 /// q(chi) = int_chi^inf dchi_s n(chi_s) f_K(chi_s - chi) / f_K(chi_s) (Bartelmann & Schneider
-/// 2001, Phys. Rep. 340, 291, sec. 6; f_K = Background::transverse_distance, chi for
+/// 2001, Phys. Rep. 340, 291, sec. 6; f_K = Model::transverse_distance, chi for
 /// Omega_k = 0), without the 3/2 Omega_m (H0/c)^2 f_K(chi) / a factor of the lensing kernel. A
 /// fixed source at chi_s gives q = f_K(chi_s - chi)/f_K(chi_s) (1 - chi/chi_s when flat) for
 /// chi < chi_s and 0 beyond. chi in Mpc/h; q is dimensionless.
 ///
 /// The source distribution is fixed in redshift, so the integral is done in z. The addition
 /// theorem f_K(chi_s - chi) = f_K(chi_s) c_K(chi) - c_K(chi_s) f_K(chi)
-/// (Background::curvature_cosine, c_K = 1 when flat) splits it into two integrals that do not
+/// (Model::curvature_cosine, c_K = 1 when flat) splits it into two integrals that do not
 /// depend on chi,
 ///   q(chi) = c_K(chi) int_{z(chi)}^{z_max} dz n(z) - f_K(chi) int_{z(chi)}^{z_max} dz n(z) M(z),
 ///   M(z) = c_K(chi(z)) / f_K(chi(z))   (1/chi(z) when flat),
@@ -45,21 +46,22 @@ namespace diffpm::lensing {
 /// Any Omega_k, as long as the farthest source lies before the antipode of a closed universe
 /// (sqrt(-Omega_k) chi_max H0/c < pi, so that f_K > 0 on (0, chi_max]; InvalidArgument
 /// otherwise). The Born weights and the lightcone are flat-sky in a flat universe and refuse
-/// Omega_k != 0 themselves (born.hpp). The Cosmology is held by reference and must outlive
-/// this object; constructing from a temporary is refused at compile time.
+/// Omega_k != 0 themselves (born.hpp). The cosmology (any cosmology::Model) is held by
+/// reference and must outlive this object; constructing from a temporary is refused at compile
+/// time.
 template <class T>
 class LensingEfficiency {
  public:
-  LensingEfficiency(const cosmology::Cosmology<T>& cosmo, const SourceDistribution& n)
+  LensingEfficiency(const cosmology::Model<T>& cosmo, const SourceDistribution& n)
       : cosmo_(&cosmo), n_(n) {
     if (n_.is_delta()) {
       chi_max_ = distance_at_redshift(n_.source_redshift());
       check_antipode();
-      source_fk_ = cosmo.background().transverse_distance(chi_max_);
-      source_ck_ = cosmo.background().curvature_cosine(chi_max_);
+      source_fk_ = cosmo.transverse_distance(chi_max_);
+      source_ck_ = cosmo.curvature_cosine(chi_max_);
       return;
     }
-    const auto& bg = cosmo.background();
+    const cosmology::Model<T>& bg = cosmo;
     const cosmology::detail::GaussLegendre& gl = rule();
     const auto& edges = n_.panel_edges();
     const std::size_t panels = edges.size() - 1;
@@ -90,7 +92,7 @@ class LensingEfficiency {
     }
   }
   /// Refused: the efficiency keeps a reference to the cosmology.
-  LensingEfficiency(cosmology::Cosmology<T>&&, const SourceDistribution&) = delete;
+  LensingEfficiency(cosmology::Model<T>&&, const SourceDistribution&) = delete;
 
   /// q(chi) for chi >= 0 (Mpc/h); 0 at and beyond chi_max().
   T operator()(const T& chi) const {
@@ -100,7 +102,7 @@ class LensingEfficiency {
                        " Mpc/h (must be finite and >= 0)");
     }
     if (c >= value_of(chi_max_)) return T(0.0);
-    const auto& bg = cosmo_->background();
+    const cosmology::Model<T>& bg = *cosmo_;
     const T ck = bg.curvature_cosine(chi), fk = bg.transverse_distance(chi);
     // Flat: ck = 1 and fk = chi exactly, so these are 1 - chi/chi_s and N - chi M bit for bit.
     if (n_.is_delta()) return ck - fk * source_ck_ / source_fk_;
@@ -131,7 +133,7 @@ class LensingEfficiency {
   double z_max() const { return n_.z_max(); }
 
   const SourceDistribution& source_distribution() const { return n_; }
-  const cosmology::Cosmology<T>& cosmology() const { return *cosmo_; }
+  const cosmology::Model<T>& cosmology() const { return *cosmo_; }
 
  private:
   static const cosmology::detail::GaussLegendre& rule() {
@@ -139,19 +141,17 @@ class LensingEfficiency {
     return gl;
   }
 
-  T distance_at_redshift(double z) const {
-    return cosmo_->background().comoving_distance(T(1.0 / (1.0 + z)));
-  }
+  T distance_at_redshift(double z) const { return cosmo_->comoving_distance(T(1.0 / (1.0 + z))); }
 
   double redshift_at_distance(double chi) const {
-    const double a = value_of(cosmo_->background().scale_factor_at_distance(T(chi)));
+    const double a = value_of(cosmo_->scale_factor_at_distance(T(chi)));
     return 1.0 / a - 1.0;
   }
 
   // A closed universe's f_K vanishes at its antipode, sqrt(-Omega_k) chi H0/c = pi: sources
   // there or beyond have no finite q.
   void check_antipode() const {
-    const double ok = value_of(cosmo_->parameters().Omega_k);
+    const double ok = value_of(cosmo_->Omega_k());
     const double r = value_of(chi_max_) / constants::hubble_distance;
     if (ok < 0.0 && std::sqrt(-ok) * r >= 3.14159265358979323846) {
       throw InvalidArgument("lensing efficiency: Omega_k = " + format_number(ok) +
@@ -160,7 +160,7 @@ class LensingEfficiency {
     }
   }
 
-  const cosmology::Cosmology<T>* cosmo_;
+  const cosmology::Model<T>* cosmo_;
   SourceDistribution n_;
   T chi_max_;
   T source_fk_ = T(0.0), source_ck_ = T(0.0);  // fixed source: f_K(chi_s), c_K(chi_s)

@@ -14,6 +14,7 @@
 
 #include "diffpm/core/error.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/model.hpp"
 #include "diffpm/lensing/born.hpp"
 #include "diffpm/lensing/lensing_efficiency.hpp"
 #include "diffpm/lensing/lightcone.hpp"
@@ -62,13 +63,13 @@ namespace detail {
 /// The lightcone of `lens` around a run: `run(options, hook)` runs nbody::run_simulation (from
 /// a seed, a white noise or a linear field) with the planes' snapshots and painting hook.
 template <class T, class Run>
-LensingResult<T> run_with_lightcone(const cosmology::Cosmology<double>& cosmo,
+LensingResult<T> run_with_lightcone(const cosmology::Model<double>& cosmo,
                                     const nbody::SimulationConfig& sim, const LensingConfig& lens,
                                     const std::vector<SourceDistribution>& sources,
                                     const Run& run) {
   sim.validate();
   lens.validate();
-  require_flat_universe(cosmo.parameters().Omega_k, "lensing simulation");
+  require_flat_universe(cosmo.Omega_k(), "lensing simulation");
   LensingResult<T> r;
   {
     auto c = lightcone_coefficients(cosmo, sources, lens.planes);
@@ -107,7 +108,7 @@ LensingResult<T> run_with_lightcone(const cosmology::Cosmology<double>& cosmo,
 /// cosmology (require_flat_universe).
 template <class T>
 LensingResult<T> run_lensing_simulation(
-    const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
+    const cosmology::Model<double>& cosmo, const nbody::SimulationConfig& sim,
     const LensingConfig& lens, const std::vector<SourceDistribution>& sources,
     const std::function<void(const std::string&)>& progress = {}) {
   return detail::run_with_lightcone<T>(
@@ -121,7 +122,7 @@ LensingResult<T> run_lensing_simulation(
 /// overloads of nbody::run_simulation say what each means and what is checked).
 template <class T, class Initial>
 LensingResult<T> run_lensing_simulation(
-    const cosmology::Cosmology<double>& cosmo, const nbody::SimulationConfig& sim,
+    const cosmology::Model<double>& cosmo, const nbody::SimulationConfig& sim,
     const Initial& initial, const LensingConfig& lens,
     const std::vector<SourceDistribution>& sources,
     const std::function<void(const std::string&)>& progress = {}) {

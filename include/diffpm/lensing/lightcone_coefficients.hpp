@@ -8,6 +8,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/scalar.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/model.hpp"
 #include "diffpm/lensing/born.hpp"
 #include "diffpm/lensing/lensing_efficiency.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
@@ -29,7 +30,7 @@ struct LightconeCoefficients {
 /// gradient differentiates cannot disagree. The farthest source is chosen by value. Throws
 /// InvalidArgument for an empty source list (and what Shells::make and LensingEfficiency throw).
 template <class S>
-LightconeCoefficients<S> lightcone_coefficients(const cosmology::Cosmology<S>& cosmo,
+LightconeCoefficients<S> lightcone_coefficients(const cosmology::Model<S>& cosmo,
                                                 const std::vector<SourceDistribution>& sources,
                                                 int planes) {
   if (sources.empty()) throw InvalidArgument("lensing: no source redshifts or distributions");
@@ -40,8 +41,8 @@ LightconeCoefficients<S> lightcone_coefficients(const cosmology::Cosmology<S>& c
     if (value_of(q.back().chi_max()) > value_of(chi_max)) chi_max = q.back().chi_max();
   }
   LightconeCoefficients<S> c;
-  c.shells = Shells<S>::make(cosmo.background(), chi_max, planes);
-  const S Om = cosmo.parameters().Omega_m();
+  c.shells = Shells<S>::make(cosmo, chi_max, planes);
+  const S Om = cosmo.Omega_m();
   for (const auto& qs : q)
     c.born_weights.push_back(born_weights(Om, c.shells, [&](const S& chi) { return qs(chi); }));
   return c;

@@ -10,6 +10,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/scalar.hpp"
 #include "diffpm/cosmology/background.hpp"
+#include "diffpm/cosmology/model.hpp"
 
 namespace diffpm::lensing {
 
@@ -36,8 +37,19 @@ struct Shells {
 
   int count() const { return static_cast<int>(chi.size()); }
 
-  /// Shells out to chi_max (Mpc/h, the distance of the farthest source).
+  /// Shells out to chi_max (Mpc/h, the distance of the farthest source), a_i from the
+  /// cosmology's scale_factor_at_distance.
+  static Shells make(const cosmology::Model<S>& cosmology, const S& chi_max, int planes) {
+    return make_with(cosmology, chi_max, planes);
+  }
+  /// The same from a Background's a(chi) (the same bits as from its Cosmology).
   static Shells make(const cosmology::Background<S>& background, const S& chi_max, int planes) {
+    return make_with(background, chi_max, planes);
+  }
+
+ private:
+  template <class Distances>
+  static Shells make_with(const Distances& distances, const S& chi_max, int planes) {
     if (planes < 1 || planes > 100000) {
       throw InvalidArgument("lightcone: planes = " + std::to_string(planes) +
                             " (must be in [1, 100000])");
@@ -50,7 +62,7 @@ struct Shells {
     s.width = chi_max / double(planes + 1);
     for (int i = 0; i < planes; ++i) {
       s.chi.push_back(s.width * double(i + 1));
-      s.a.push_back(background.scale_factor_at_distance(s.chi.back()));
+      s.a.push_back(distances.scale_factor_at_distance(s.chi.back()));
     }
     return s;
   }

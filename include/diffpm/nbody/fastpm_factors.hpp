@@ -6,6 +6,7 @@
 
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/detail/gauss_legendre.hpp"
+#include "diffpm/cosmology/model.hpp"
 
 namespace diffpm::nbody {
 
@@ -26,24 +27,24 @@ namespace diffpm::nbody {
 /// per interval: the integrands are smooth, the error is below 1e-12 relative for steps of
 /// Delta a <= 0.1).
 ///
-/// T is the cosmology's scalar: double, or a dual number to get dK/dtheta and dD/dtheta.
+/// T is the cosmology's scalar: double, or a dual number to get dK/dtheta and dD/dtheta. Any
+/// cosmology::Model serves (diffpm's Cosmology, a TabulatedCosmology, a user's own); it is held
+/// by reference and must outlive the factors.
 template <class T>
 class FastPmFactors {
  public:
-  explicit FastPmFactors(const cosmology::Cosmology<T>& c) : c_(c) {}
+  explicit FastPmFactors(const cosmology::Model<T>& c) : c_(c) {}
 
   /// G_f(a) = a^3 E(a) dD1/da = a^2 E(a) dD1/dln a.
-  T G_f(const T& a) const {
-    return a * a * c_.background().E(a) * c_.growth().growth_factor_dlna(a);
-  }
+  T G_f(const T& a) const { return a * a * c_.E(a) * c_.growth_factor_dlna(a); }
 
   T drift(const T& a0, const T& a1, const T& a_p) const {
-    return (c_.growth().growth_factor(a1) - c_.growth().growth_factor(a0)) / G_f(a_p);
+    return (c_.growth_factor(a1) - c_.growth_factor(a0)) / G_f(a_p);
   }
 
   T kick(const T& a0, const T& a1, const T& a_f) const {
-    const T Om = c_.parameters().Omega_m();
-    return (G_f(a1) - G_f(a0)) / (1.5 * Om * c_.growth().growth_factor(a_f));
+    const T Om = c_.Omega_m();
+    return (G_f(a1) - G_f(a0)) / (1.5 * Om * c_.growth_factor(a_f));
   }
 
   /// int_{a0}^{a1} da / (a^3 E) and int_{a0}^{a1} da / (a^2 E).
@@ -58,12 +59,12 @@ class FastPmFactors {
       const T a = 0.5 * (a0 + a1) + 0.5 * (a1 - a0) * gl.nodes[j];
       T ap = a * a;
       if (power == 3) ap = ap * a;
-      sum += gl.weights[j] / (ap * c_.background().E(a));
+      sum += gl.weights[j] / (ap * c_.E(a));
     }
     return 0.5 * (a1 - a0) * sum;
   }
 
-  const cosmology::Cosmology<T>& c_;
+  const cosmology::Model<T>& c_;
 };
 
 /// Which kick and drift factors a run uses: FastPM's (exact linear growth) or plain leapfrog's.
@@ -84,7 +85,7 @@ template <class S = double>
 struct StepFactors {
   FastPmFactors<S> factors;
   bool fastpm;
-  StepFactors(const cosmology::Cosmology<S>& cosmo, Stepper stepper)
+  StepFactors(const cosmology::Model<S>& cosmo, Stepper stepper)
       : factors(cosmo), fastpm(stepper == Stepper::fastpm) {}
   /// Kick over [a0, a1] with the force computed at a_force.
   S kick(const S& a0, const S& a1, const S& a_force) const {

@@ -84,7 +84,7 @@ inline std::vector<double> checked_snapshots(const std::vector<double>& a_steps,
 /// -grad phi, lap phi = 3/2 Omega_m delta, at positions x (nbody/pm_force.hpp).
 /// Factors: FastPmFactors (exact linear growth for any step count) or plain leapfrog.
 template <class T, class Force>
-void integrate(const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
+void integrate(const cosmology::Model<double>& cosmo, const std::vector<double>& a_steps,
                ParticleState<T>& state, Force&& force, const IntegratorOptions& options = {},
                const SnapshotHook<T>& hook = {}) {
   detail::check_steps(a_steps, "integrate");

@@ -292,7 +292,7 @@ inline std::size_t snapshot_step(const std::vector<double>& a_steps, double a_s)
 /// (in fixed point, then converted), as in `integrate`. With `record`, the run also keeps what
 /// the reverse pass of its mode needs (FixedPointRecord; cleared first).
 template <class T, class Force>
-void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
+void integrate_fixed_point(const cosmology::Model<double>& cosmo,
                            const std::vector<double>& a_steps, FixedPointState& state,
                            Force&& force, const IntegratorOptions& options = {},
                            const SnapshotHook<T>& hook = {}, FixedPointRecord* record = nullptr) {
@@ -344,7 +344,7 @@ void integrate_fixed_point(const cosmology::Cosmology<double>& cosmo,
 /// if given, sees them at every boundary from the last to the first, for the adjoint pass).
 template <class T, class Force>
 void integrate_fixed_point_backward(
-    const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
+    const cosmology::Model<double>& cosmo, const std::vector<double>& a_steps,
     FixedPointState& state, Force&& force, const IntegratorOptions& options = {},
     const std::function<void(std::size_t step, const FixedPointState&)>& at_boundary = {}) {
   detail::check_steps(a_steps, "integrate_fixed_point_backward");
@@ -416,7 +416,7 @@ struct IntegratorGradient {
 /// x_bar += x_s_bar, p_bar += D_s x_s_bar and dL/dD_s = <x_s_bar, p'>.
 template <class T, class Force, class ForceAndAdjoint>
 IntegratorGradient integrate_fixed_point_adjoint(
-    const cosmology::Cosmology<double>& cosmo, const std::vector<double>& a_steps,
+    const cosmology::Model<double>& cosmo, const std::vector<double>& a_steps,
     FixedPointState& state, Force&& force, ForceAndAdjoint&& force_and_adjoint,
     std::vector<std::array<T, 3>>& x_bar, std::vector<std::array<T, 3>>& p_bar,
     const IntegratorOptions& options = {}, const FixedPointRecord* record = nullptr,

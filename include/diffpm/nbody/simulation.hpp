@@ -14,6 +14,7 @@
 
 #include "diffpm/backend/cpu/fft.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/model.hpp"
 #include "diffpm/ic/linear_field.hpp"
 #include "diffpm/ic/white_noise.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
@@ -100,7 +101,7 @@ struct EvolveOptions {
 /// fields; it is freed before the force mesh is allocated. Returns the final state. Throws
 /// InvalidArgument for a snapshot outside (0, a_end] or snapshots without a hook.
 template <class T>
-FixedPointState evolve(const cosmology::Cosmology<double>& cosmo, const SimulationConfig& cfg,
+FixedPointState evolve(const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
                        std::unique_ptr<particles::Lpt<T>>& lpt, const EvolveOptions<T>& eo) {
   const int threads = cfg.threads > 0 ? cfg.threads : max_threads();
   const mesh::Grid force_grid(cfg.mesh, cfg.box);
@@ -156,7 +157,7 @@ FixedPointState evolve(const cosmology::Cosmology<double>& cosmo, const Simulati
   PmForce<T> force(
       eo.force_plan ? eo.force_plan : std::make_shared<const FftPlan<T>>(force_grid, threads),
       cfg.kernel, state.x.size());
-  const double Om = cosmo.parameters().Omega_m();
+  const double Om = cosmo.Omega_m();
   const auto a = time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing);
   std::size_t calls = 0;
   integrate_fixed_point<T>(
@@ -210,7 +211,7 @@ std::unique_ptr<particles::Lpt<T>> make_lpt(const SimulationConfig& cfg) {
 }
 
 template <class T>
-SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& cosmo,
+SimulationResult<T> run_from_linear_field(const cosmology::Model<double>& cosmo,
                                           const SimulationConfig& cfg,
                                           std::unique_ptr<particles::Lpt<T>> lpt,
                                           mesh::ComplexField<T> delta_linear,
@@ -231,7 +232,7 @@ SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& co
 /// final state is LPT at a_end), get the LPT particles at that a: LPT is the model's
 /// trajectory before a_start. Snapshots must lie in (0, a_end].
 template <class T>
-SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
+SimulationResult<T> run_simulation(const cosmology::Model<double>& cosmo,
                                    const SimulationConfig& cfg,
                                    const IntegratorOptions& options = {},
                                    const SnapshotHook<T>& hook = {},
@@ -251,7 +252,7 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
 /// code's noise field, or the same noise at another resolution's lattice. Throws
 /// InvalidArgument if the noise is on another grid or not finite.
 template <class T>
-SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
+SimulationResult<T> run_simulation(const cosmology::Model<double>& cosmo,
                                    const SimulationConfig& cfg,
                                    const mesh::RealField<T>& white_noise,
                                    const IntegratorOptions& options = {},
@@ -275,7 +276,7 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
 /// e.g. constrained initial conditions; cfg.seed and cfg.fixed_amplitude are not used, nor is
 /// the cosmology's P_lin. Throws InvalidArgument if the field is on another grid or not finite.
 template <class T>
-SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
+SimulationResult<T> run_simulation(const cosmology::Model<double>& cosmo,
                                    const SimulationConfig& cfg,
                                    const mesh::ComplexField<T>& delta_linear,
                                    const IntegratorOptions& options = {},
@@ -291,7 +292,7 @@ SimulationResult<T> run_simulation(const cosmology::Cosmology<double>& cosmo,
 namespace detail {
 
 template <class T>
-SimulationResult<T> run_from_linear_field(const cosmology::Cosmology<double>& cosmo,
+SimulationResult<T> run_from_linear_field(const cosmology::Model<double>& cosmo,
                                           const SimulationConfig& cfg,
                                           std::unique_ptr<particles::Lpt<T>> lpt,
                                           mesh::ComplexField<T> delta_linear,

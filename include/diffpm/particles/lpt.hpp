@@ -17,6 +17,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
+#include "diffpm/cosmology/model.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/particles/particles.hpp"
 
@@ -35,18 +36,17 @@ struct LptFactors {
 
 /// The factors of `cosmology` at scale factor a for LPT order 1 (D2 = p2 = 0) or 2.
 template <class S>
-LptFactors<S> lpt_factors(const cosmology::Cosmology<S>& cosmology, const S& a, int order) {
+LptFactors<S> lpt_factors(const cosmology::Model<S>& cosmology, const S& a, int order) {
   if (order != 1 && order != 2) {
     throw InvalidArgument("LPT order = " + std::to_string(order) + " (must be 1 or 2)");
   }
-  const auto& growth = cosmology.growth();
-  const S a2E = a * a * cosmology.background().E(a);
+  const S a2E = a * a * cosmology.E(a);
   LptFactors<S> f;
-  f.D1 = growth.growth_factor(a);
-  f.p1 = a2E * growth.growth_factor_dlna(a);  // a^2 E f1 D1
+  f.D1 = cosmology.growth_factor(a);
+  f.p1 = a2E * cosmology.growth_factor_dlna(a);  // a^2 E f1 D1
   if (order == 2) {
-    f.D2 = growth.growth_factor_2(a);
-    f.p2 = a2E * growth.growth_factor_2_dlna(a);  // a^2 E f2 D2
+    f.D2 = cosmology.growth_factor_2(a);
+    f.p2 = a2E * cosmology.growth_factor_2_dlna(a);  // a^2 E f2 D2
   }
   return f;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #include "diffpm/core/scalar.hpp"
@@ -57,6 +58,44 @@ T hermite_slope(const UniformGrid& g, const std::vector<T>& y, const std::vector
   const Tt d10 = 3.0 * s2 - 4.0 * s + 1.0;
   const Tt d11 = 3.0 * s2 - 2.0 * s;
   return T(d00 * (y[i] - y[i + 1]) / g.dt + d10 * m[i] + d11 * m[i + 1]);
+}
+
+/// Index i of the interval [t_i, t_{i+1}] of strictly increasing nodes t that holds x (clamped
+/// to [0, n - 2], n = t.size() >= 2).
+inline std::size_t interval(const std::vector<double>& t, double x) {
+  const auto it = std::upper_bound(t.begin(), t.end(), x);
+  const std::ptrdiff_t i = (it - t.begin()) - 1;
+  return static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(i, 0, std::ptrdiff_t(t.size()) - 2));
+}
+
+/// The cubic Hermite interpolant above on nodes t that need not be uniform (a user's table):
+/// on [t_i, t_{i+1}] with h = t_{i+1} - t_i, the same basis in s = (x - t_i) / h; the error
+/// bound is the same with dt the widest interval.
+inline double hermite(const std::vector<double>& t, const std::vector<double>& y,
+                      const std::vector<double>& m, double x) {
+  const std::size_t i = interval(t, x);
+  const double h = t[i + 1] - t[i];
+  const double s = (x - t[i]) / h;
+  const double s2 = s * s;
+  const double s3 = s2 * s;
+  const double h00 = 2.0 * s3 - 3.0 * s2 + 1.0;
+  const double h10 = s3 - 2.0 * s2 + s;
+  const double h01 = 3.0 * s2 - 2.0 * s3;
+  const double h11 = s3 - s2;
+  return h00 * y[i] + h01 * y[i + 1] + h * (h10 * m[i] + h11 * m[i + 1]);
+}
+
+/// d/dx of the non-uniform Hermite interpolant above.
+inline double hermite_slope(const std::vector<double>& t, const std::vector<double>& y,
+                            const std::vector<double>& m, double x) {
+  const std::size_t i = interval(t, x);
+  const double h = t[i + 1] - t[i];
+  const double s = (x - t[i]) / h;
+  const double s2 = s * s;
+  const double d00 = 6.0 * s2 - 6.0 * s;
+  const double d10 = 3.0 * s2 - 4.0 * s + 1.0;
+  const double d11 = 3.0 * s2 - 2.0 * s;
+  return d00 * (y[i] - y[i + 1]) / h + d10 * m[i] + d11 * m[i + 1];
 }
 
 }  // namespace diffpm::cosmology::detail
