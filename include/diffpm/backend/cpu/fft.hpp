@@ -137,8 +137,9 @@ inline const char* to_string(FftLayout layout) {
 /// memory (fftw_alignment_of = 0; every field is). A call whose views are on another grid, have
 /// another layout, are (or are not) the same buffer when the plan is out-of-place (in-place),
 /// or are misaligned throws InvalidArgument naming what differs: FFTW would otherwise compute
-/// garbage or crash. The two layouts may run different FFTW codelets, so their results agree
-/// to rounding, not bitwise (tests/mesh/test_view.cpp).
+/// garbage or crash. FFTW does not promise that the two layouts run the same codelets, so their
+/// results are only guaranteed to agree to rounding (tests/mesh/test_view.cpp; with FFTW 3.3.10
+/// and FFTW_ESTIMATE they were bitwise equal on every grid tried).
 ///
 /// Determinism. Plans use FFTW_ESTIMATE: FFTW_MEASURE may choose a different algorithm from one
 /// run to the next, and then the same seed would not give bitwise the same result. FFTW_ESTIMATE
