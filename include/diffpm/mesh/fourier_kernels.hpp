@@ -254,27 +254,31 @@ inline AxisTables make_axis_tables(const Grid& g, LaplacianKernel lap, double r_
   return t;
 }
 
-/// multiply_by_kernel's loop; UnitZ: both views have z stride 1 (diffpm's fields, FFTW's
-/// padded buffer), so the rows are indexed with no run-time stride.
-template <bool Imaginary, bool UnitZ, class T, class Kernel>
+/// multiply_by_kernel's loop. Packed: both views are packed (diffpm's fields, the complex view
+/// of FFTW's padded buffer, a caller's array), indexed as the fields always were (one flat index
+/// per mode, no run-time stride); else through the views' strides. The same arithmetic.
+template <bool Imaginary, bool Packed, class T, class Kernel>
 void multiply_rows(const ComplexView<const T>& in, const ComplexView<T>& out, bool accumulate,
                    const Kernel& kernel) {
-  const int nx = in.grid.n[0], ny = in.grid.n[1], nzc = in.grid.complex_nz();
-  const std::ptrdiff_t sa = UnitZ ? 1 : in.stride[2], sb = UnitZ ? 1 : out.stride[2];
+  const Grid& g = in.grid;
+  const int nx = g.n[0], ny = g.n[1], nzc = g.complex_nz();
+  const std::complex<T>* a = in.data;
+  std::complex<T>* b = out.data;
   DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
   for (int i = 0; i < nx; ++i) {
     for (int j = 0; j < ny; ++j) {
-      const std::complex<T>* a = in.data + in.offset(i, j, 0);
-      std::complex<T>* b = out.data + out.offset(i, j, 0);
+      const std::size_t row = g.complex_index(i, j, 0);
+      const std::ptrdiff_t row_a = in.offset(i, j, 0), row_b = out.offset(i, j, 0);
       for (int kz = 0; kz < nzc; ++kz) {
         const T c = static_cast<T>(kernel(i, j, kz));
-        const std::complex<T> v = a[kz * sa];
+        const std::complex<T> v = Packed ? a[row + kz] : a[row_a + kz * in.stride[2]];
         const std::complex<T> r = Imaginary ? std::complex<T>(-c * v.imag(), c * v.real())
                                             : std::complex<T>(c * v.real(), c * v.imag());
+        std::complex<T>& o = Packed ? b[row + kz] : b[row_b + kz * out.stride[2]];
         if (accumulate) {
-          b[kz * sb] += r;
+          o += r;
         } else {
-          b[kz * sb] = r;
+          o = r;
         }
       }
     }
@@ -287,7 +291,7 @@ template <bool Imaginary, class T, class Kernel>
 void multiply_by_kernel(const ComplexView<const T>& in, const ComplexView<T>& out, OutputMode mode,
                         const Kernel& kernel) {
   const bool accumulate = mode == OutputMode::accumulate;
-  if (in.stride[2] == 1 && out.stride[2] == 1) {
+  if (in.is_packed() && out.is_packed()) {
     multiply_rows<Imaginary, true>(in, out, accumulate, kernel);
   } else {
     multiply_rows<Imaginary, false>(in, out, accumulate, kernel);

@@ -198,24 +198,25 @@ bool is_padded_in_place(const RealView<T>& v) {
 template <class T, bool Complex>
 void check_view(const MeshView<T, Complex>& v, const char* function, const char* name,
                 const Grid* expected = nullptr) {
-  const std::string where = std::string(function) + ": " + name;
+  // The message prefix is built only on failure: kernels check their views on every call.
+  const auto where = [&] { return std::string(function) + ": " + name; };
   try {
     v.grid.validate();
   } catch (const InvalidArgument& e) {
-    throw InvalidArgument(where + " has an invalid grid (" + e.what() + ")");
+    throw InvalidArgument(where() + " has an invalid grid (" + e.what() + ")");
   }
   if (expected && v.grid != *expected) {
-    throw InvalidArgument(where + " is on a mesh of " + v.grid.to_string() + ", expected " +
+    throw InvalidArgument(where() + " is on a mesh of " + v.grid.to_string() + ", expected " +
                           expected->to_string());
   }
   if (!v.data) {
-    throw InvalidArgument(where + " is a view of a mesh of " + v.grid.to_string() +
+    throw InvalidArgument(where() + " is a view of a mesh of " + v.grid.to_string() +
                           " with a null pointer");
   }
   const char* axis[3] = {"x", "y", "z"};
   for (int d = 0; d < 3; ++d) {
     if (v.stride[d] <= 0) {
-      throw InvalidArgument(where + " has stride " + std::to_string(v.stride[d]) + " along " +
+      throw InvalidArgument(where() + " has stride " + std::to_string(v.stride[d]) + " along " +
                             axis[d] + " (must be > 0)");
     }
   }
@@ -228,7 +229,7 @@ void check_view(const MeshView<T, Complex>& v, const char* function, const char*
     const int d = order[r];
     if (v.stride[d] < below) {
       throw InvalidArgument(
-          where + " has overlapping elements: stride " + std::to_string(v.stride[d]) + " along " +
+          where() + " has overlapping elements: stride " + std::to_string(v.stride[d]) + " along " +
           axis[d] + " is less than the " + std::to_string(below) +
           " elements spanned by the axes with smaller strides (" + std::to_string(v.extent(0)) +
           "x" + std::to_string(v.extent(1)) + "x" + std::to_string(v.extent(2)) +

@@ -134,11 +134,39 @@ inline void deposit(T* m, const T x[3], const G& g, T weight) {
   for (int c = 0; c < 8; ++c) m[idx[c]] += weight * w[c];
 }
 
+/// readout_cic's loop: out[p] = readout at x[p]; returns nonzero if a position is not finite.
+/// Everything it reads comes in as a parameter (a local), so the parallel loop reaches it
+/// without going through a closure.
+template <class T, class G>
+int readout_loop(const T* m, const G g, const std::array<T, 3>* x, T* out, std::ptrdiff_t n) {
+  int flagged = 0;
+  DIFFPM_OMP(omp parallel for schedule(static) reduction(| : flagged))
+  for (std::ptrdiff_t p = 0; p < n; ++p) {
+    flagged |= !finite_position(x[p]);
+    interpolate<false>(m, x[p].data(), g, out[p], nullptr);
+  }
+  return flagged;
+}
+
 /// Interpolated value and its position gradient at x (the core of readout_cic_gradient and of
 /// both adjoints).
 template <class T, class G>
 void value_and_gradient(const T* m, const T x[3], const G& g, T& value, T grad[3]) {
   interpolate<true>(m, x, g, value, grad);
+}
+
+/// The weighted paint adjoint's loop: xb[p] += w[p] grad readout(x[p]), wb[p] += readout(x[p]).
+/// Parameters are locals, as in readout_loop.
+template <class T, class G>
+void paint_adjoint_loop(const T* m, const G g, const std::array<T, 3>* x, const T* w,
+                        std::array<T, 3>* xb, T* wb, std::ptrdiff_t n) {
+  DIFFPM_OMP(omp parallel for schedule(static))
+  for (std::ptrdiff_t p = 0; p < n; ++p) {
+    T value, grad[3];
+    value_and_gradient(m, x[p].data(), g, value, grad);
+    for (int d = 0; d < 3; ++d) xb[p][d] += w[p] * grad[d];
+    wb[p] += value;
+  }
 }
 }  // namespace detail
 
@@ -221,12 +249,15 @@ void paint_cic_adjoint(mesh::ConstRealView<T> mesh_bar, const Positions<T>& posi
   detail::check_positions(positions, fn);
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
   const T* m = mesh_bar.data;
-  const double total = detail::with_geometry<T>(mesh_bar, [&](const auto& geometry) {
-    const auto g = geometry;
-    return deterministic_sum(std::ptrdiff_t(positions.size()), [&](std::ptrdiff_t p) {
+  const std::array<T, 3>* x = positions.data();
+  std::array<T, 3>* xb = positions_bar.data();
+  const T wt = weight;
+  const double total = detail::with_geometry<T>(mesh_bar, [m, x, xb, wt,
+                                                           &positions](const auto& g) {
+    return deterministic_sum(std::ptrdiff_t(positions.size()), [m, x, xb, wt, g](std::ptrdiff_t p) {
       T value, grad[3];
-      detail::value_and_gradient(m, positions[p].data(), g, value, grad);
-      for (int d = 0; d < 3; ++d) positions_bar[p][d] += weight * grad[d];
+      detail::value_and_gradient(m, x[p].data(), g, value, grad);
+      for (int d = 0; d < 3; ++d) xb[p][d] += wt * grad[d];
       return double(value);
     });
   });
@@ -252,17 +283,10 @@ void paint_cic_adjoint(mesh::ConstRealView<T> mesh_bar, const Positions<T>& posi
   detail::check_positions(positions, fn);
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
   detail::prepare_accumulator(weights_bar, positions.size(), fn, "weights_bar");
-  const T* m = mesh_bar.data;
   const std::ptrdiff_t n = std::ptrdiff_t(positions.size());
-  detail::with_geometry<T>(mesh_bar, [&](const auto& geometry) {
-    const auto g = geometry;
-    DIFFPM_OMP(omp parallel for schedule(static))
-    for (std::ptrdiff_t p = 0; p < n; ++p) {
-      T value, grad[3];
-      detail::value_and_gradient(m, positions[p].data(), g, value, grad);
-      for (int d = 0; d < 3; ++d) positions_bar[p][d] += weights[p] * grad[d];
-      weights_bar[p] += value;
-    }
+  detail::with_geometry<T>(mesh_bar, [&](const auto& g) {
+    detail::paint_adjoint_loop(mesh_bar.data, g, positions.data(), weights.data(),
+                               positions_bar.data(), weights_bar.data(), n);
   });
 }
 template <class T>
@@ -287,15 +311,8 @@ void readout_cic(mesh::ConstRealView<T> mesh, const Positions<T>& positions,
   const T* m = mesh.data;
   values.resize(positions.size());
   const std::ptrdiff_t n = std::ptrdiff_t(positions.size());
-  const int bad = detail::with_geometry<T>(mesh, [&](const auto& geometry) {
-    const auto g = geometry;
-    int flagged = 0;
-    DIFFPM_OMP(omp parallel for schedule(static) reduction(| : flagged))
-    for (std::ptrdiff_t p = 0; p < n; ++p) {
-      flagged |= !detail::finite_position(positions[p]);
-      detail::interpolate<false>(m, positions[p].data(), g, values[p], nullptr);
-    }
-    return flagged;
+  const int bad = detail::with_geometry<T>(mesh, [&](const auto& g) {
+    return detail::readout_loop(m, g, positions.data(), values.data(), n);
   });
   if (bad) detail::throw_non_finite(positions, "readout_cic");
 }

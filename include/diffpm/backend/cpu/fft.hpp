@@ -257,7 +257,8 @@ class FftPlan<T, Cpu> {
   template <class R, class Cx>
   void check_pair(const mesh::RealView<R>& r, const mesh::ComplexView<Cx>& c, const char* r_name,
                   const char* c_name) const {
-    const std::string plan = std::string("FFT plan (") + to_string(layout_) + ")";
+    // Messages are built only on failure: every transform checks its views.
+    const auto plan = [this] { return std::string("FFT plan (") + to_string(layout_) + ")"; };
     check_one(r, r_name);
     check_one(c, c_name);
     const bool in_place = layout_ == FftLayout::in_place_padded;
@@ -265,24 +266,24 @@ class FftPlan<T, Cpu> {
     if (!real_ok) {
       const auto expected = in_place ? mesh::padded_in_place(r.data, grid_).real.stride
                                      : mesh::packed(r.data, grid_).stride;
-      throw InvalidArgument(plan + ": " + r_name + " has strides " + strides(r.stride) +
+      throw InvalidArgument(plan() + ": " + r_name + " has strides " + strides(r.stride) +
                             ", the plan's layout needs " + strides(expected));
     }
     if (!c.is_packed()) {
-      throw InvalidArgument(plan + ": " + c_name + " has strides " + strides(c.stride) +
+      throw InvalidArgument(plan() + ": " + c_name + " has strides " + strides(c.stride) +
                             ", the plan's layout needs " + strides(c.packed_strides()));
     }
     const auto* rb = reinterpret_cast<const unsigned char*>(r.data);
     const auto* cb = reinterpret_cast<const unsigned char*>(c.data);
     if (in_place && rb != cb) {
-      throw InvalidArgument(plan + ": " + r_name + " and " + c_name +
+      throw InvalidArgument(plan() + ": " + r_name + " and " + c_name +
                             " are different buffers; an in-place plan needs the two views of "
                             "one buffer (mesh::padded_in_place)");
     }
     if (!in_place) {
       const std::size_t r_bytes = r.span() * sizeof(T), c_bytes = c.span() * 2 * sizeof(T);
       if (rb < cb + c_bytes && cb < rb + r_bytes) {
-        throw InvalidArgument(plan + ": " + r_name + " and " + c_name +
+        throw InvalidArgument(plan() + ": " + r_name + " and " + c_name +
                               " overlap; an out-of-place plan needs two separate arrays");
       }
     }
