@@ -62,6 +62,7 @@
 #include "diffpm/mesh/finite_difference.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/mesh/grid.hpp"
+#include "diffpm/mesh/view.hpp"
 #include "diffpm/model/forward_model.hpp"
 #include "diffpm/model/parameter_pullback.hpp"
 #include "diffpm/nbody/fastpm_factors.hpp"

@@ -268,6 +268,11 @@ TEST_CASE("PM force rejects bad input", "[nbody][force][errors]") {
   CHECK_THROWS_AS(force({{1, std::nan(""), 3}}, 0.3, F), InvalidArgument);
   CHECK_THROWS_WITH(force.adjoint(x, 0.3, {{1, 1, 1}, {2, 2, 2}}, x_bar),
                     Catch::Contains("2 force adjoints"));
+  // The force transforms its own fields: an in-place padded plan is refused up front.
+  const auto padded = std::make_shared<const FftPlan<double>>(
+      mesh::Grid::cube(8, 10.0), diffpm::FftLayout::in_place_padded, 1);
+  CHECK_THROWS_WITH(nbody::PmForce<double>(padded),
+                    Catch::Contains("PmForce: the FFT plan has the in-place padded layout"));
 }
 
 TEST_CASE("PM force on views of a user's arrays is the force on containers, bit for bit",

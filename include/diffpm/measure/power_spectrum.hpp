@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffpm/backend/cpu/fft.hpp"
@@ -23,6 +24,7 @@
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/view.hpp"
 
 namespace diffpm::measure {
 
@@ -295,11 +297,12 @@ void forward_checked(const mesh::RealField<T>& field, const FftPlan<T>& plan, co
 }  // namespace detail
 
 /// The binned auto power spectrum of a field's half spectrum delta_k (FftPlan::forward of the
-/// overdensity, unnormalised).
+/// overdensity, unnormalised), in any layout (mesh/view.hpp: a ComplexField, a caller's array,
+/// the complex view of FFTW's padded in-place buffer).
 template <class T>
-PowerSpectrum measure_power(const mesh::ComplexField<T>& delta_k,
+PowerSpectrum measure_power(mesh::ComplexView<T> delta_k,
                             const PowerSpectrumOptions& options = {}) {
-  detail::check_spectrum(delta_k, "delta_k");
+  mesh::check_view(delta_k, "power spectrum", "delta_k");
   if (options.shot_noise_particle_count) {
     const double np = *options.shot_noise_particle_count;
     if (!(np > 0.0) || !std::isfinite(np)) {
@@ -339,6 +342,13 @@ PowerSpectrum measure_power(const mesh::ComplexField<T>& delta_k,
   return ps;
 }
 
+template <class T>
+PowerSpectrum measure_power(const mesh::ComplexField<T>& delta_k,
+                            const PowerSpectrumOptions& options = {}) {
+  detail::check_spectrum(delta_k, "delta_k");
+  return measure_power(mesh::view(delta_k), options);
+}
+
 /// The binned auto power spectrum of the overdensity delta on the mesh (transformed with
 /// `plan`, which must be on delta's grid).
 template <class T>
@@ -350,13 +360,14 @@ PowerSpectrum measure_power(const mesh::RealField<T>& delta, const FftPlan<T>& p
 }
 
 /// The binned cross spectrum Re<a b*> of two half spectra on the same mesh, with both autos.
-/// Shot-noise subtraction is not defined here (it applies to auto power only) and throws.
+/// Shot-noise subtraction is not defined here (it applies to auto power only) and throws. Views
+/// in any layout (mesh/view.hpp).
 template <class T>
-CrossPowerSpectrum measure_cross_power(const mesh::ComplexField<T>& a_k,
-                                       const mesh::ComplexField<T>& b_k,
+CrossPowerSpectrum measure_cross_power(mesh::ComplexView<T> a_k,
+                                       mesh::ConstComplexView<std::remove_const_t<T>> b_k,
                                        const PowerSpectrumOptions& options = {}) {
-  detail::check_spectrum(a_k, "a_k");
-  detail::check_spectrum(b_k, "b_k");
+  mesh::check_view(a_k, "cross power", "a_k");
+  mesh::check_view(b_k, "cross power", "b_k");
   if (a_k.grid != b_k.grid) {
     throw InvalidArgument("cross power: field a is on " + a_k.grid.to_string() + ", field b on " +
                           b_k.grid.to_string());
@@ -402,6 +413,15 @@ CrossPowerSpectrum measure_cross_power(const mesh::ComplexField<T>& a_k,
   return ps;
 }
 
+template <class T>
+CrossPowerSpectrum measure_cross_power(const mesh::ComplexField<T>& a_k,
+                                       const mesh::ComplexField<T>& b_k,
+                                       const PowerSpectrumOptions& options = {}) {
+  detail::check_spectrum(a_k, "a_k");
+  detail::check_spectrum(b_k, "b_k");
+  return measure_cross_power(mesh::view(a_k), mesh::view(b_k), options);
+}
+
 /// The binned cross spectrum of two real fields on the plan's mesh.
 template <class T>
 CrossPowerSpectrum measure_cross_power(const mesh::RealField<T>& a, const mesh::RealField<T>& b,
@@ -411,6 +431,83 @@ CrossPowerSpectrum measure_cross_power(const mesh::RealField<T>& a, const mesh::
   detail::forward_checked(a, plan, "field a", a_k);
   detail::forward_checked(b, plan, "field b", b_k);
   return measure_cross_power(a_k, b_k, options);
+}
+
+namespace detail {
+/// to(i, j, k) = from(i, j, k) over the mesh.
+template <class T>
+void copy_mesh(mesh::RealView<const T> from, mesh::RealView<T> to) {
+  const int nx = from.grid.n[0], ny = from.grid.n[1], nz = from.grid.n[2];
+  DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
+  for (int i = 0; i < nx; ++i) {
+    for (int j = 0; j < ny; ++j) {
+      for (int k = 0; k < nz; ++k) to(i, j, k) = from(i, j, k);
+    }
+  }
+}
+/// The half spectrum of a real view, in memory this holds (`k` views it).
+template <class T>
+struct OwnedSpectrum {
+  mesh::AlignedVector<T> storage;
+  mesh::ComplexView<const T> k;
+};
+
+/// FftPlan::forward of a real view of any layout: straight from the caller's memory when it has
+/// the plan's input layout (out-of-place packed and aligned), else from a copy in the plan's
+/// layout (an in-place plan would overwrite the caller's mesh).
+template <class T>
+OwnedSpectrum<T> forward_view(mesh::RealView<const T> field, const FftPlan<T>& plan,
+                              const char* name) {
+  mesh::check_view(field, "power spectrum", name);
+  if (field.grid != plan.grid()) {
+    throw InvalidArgument(std::string("power spectrum: ") + name + " is on " +
+                          field.grid.to_string() + ", the FFT plan on " + plan.grid().to_string());
+  }
+  const mesh::Grid& g = field.grid;
+  OwnedSpectrum<T> out;
+  if (plan.layout() == FftLayout::in_place_padded) {
+    out.storage.assign(mesh::padded_in_place_size(g), T(0));
+    const auto padded = mesh::padded_in_place(out.storage.data(), g);
+    copy_mesh(field, padded.real);
+    plan.forward(padded.real, padded.complex);
+    out.k = padded.complex;
+    return out;
+  }
+  out.storage.assign(2 * g.complex_size(), T(0));
+  const auto k = mesh::packed(reinterpret_cast<std::complex<T>*>(out.storage.data()), g);
+  if (field.is_packed() && ::diffpm::detail::Fftw<T>::alignment_of(field.data) == 0) {
+    plan.forward(field, k);
+  } else {
+    mesh::RealField<T> packed_copy(g);
+    copy_mesh(field, mesh::view(packed_copy));
+    plan.forward(mesh::view(packed_copy), k);
+  }
+  out.k = k;
+  return out;
+}
+
+}  // namespace detail
+
+/// measure_power of a real mesh in any layout (mesh/view.hpp), transformed with `plan` (on its
+/// grid; either FftLayout). The caller's memory is only read: when it is not in the plan's
+/// input layout, a copy is transformed.
+template <class T>
+PowerSpectrum measure_power(mesh::RealView<T> delta, const FftPlan<std::remove_const_t<T>>& plan,
+                            const PowerSpectrumOptions& options = {}) {
+  const auto spectrum = detail::forward_view<std::remove_const_t<T>>(delta, plan, "delta");
+  return measure_power(spectrum.k, options);
+}
+
+/// measure_cross_power of two real meshes in any layout, transformed with `plan`.
+template <class T>
+CrossPowerSpectrum measure_cross_power(mesh::RealView<T> a,
+                                       mesh::ConstRealView<std::remove_const_t<T>> b,
+                                       const FftPlan<std::remove_const_t<T>>& plan,
+                                       const PowerSpectrumOptions& options = {}) {
+  using U = std::remove_const_t<T>;
+  const auto a_k = detail::forward_view<U>(a, plan, "field a");
+  const auto b_k = detail::forward_view<U>(b, plan, "field b");
+  return measure_cross_power(a_k.k, b_k.k, options);
 }
 
 }  // namespace diffpm::measure

@@ -43,7 +43,8 @@ struct FftwAllocator {
 template <class T>
 using AlignedVector = std::vector<T, detail::FftwAllocator<T>>;
 
-/// A real scalar field on the n_x n_y n_z cells of a Grid (row-major, z fastest).
+/// A real scalar field on the n_x n_y n_z cells of a Grid (row-major, z fastest): the owner
+/// behind a packed mesh::RealView (mesh::view(field), mesh/view.hpp), which the kernels take.
 template <class T>
 struct RealField {
   Grid grid;
@@ -59,7 +60,8 @@ struct RealField {
   std::size_t size() const { return data.size(); }
 };
 
-/// The r2c transform of a RealField: modes (i, j, 0 <= k_z <= n_z/2), FFTW's layout.
+/// The r2c transform of a RealField: modes (i, j, 0 <= k_z <= n_z/2), FFTW's layout; the owner
+/// behind a packed mesh::ComplexView (mesh::view(field)).
 template <class T>
 struct ComplexField {
   Grid grid;

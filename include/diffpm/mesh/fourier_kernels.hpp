@@ -37,6 +37,7 @@
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/view.hpp"
 
 namespace diffpm::mesh {
 
@@ -143,12 +144,40 @@ DIFFPM_HOST_DEVICE inline R force_symbol(R gradient, R laplacian_sum, R smoothin
 // ---------------------------------------------------------------------------------------------
 // CPU loops over half spectra
 // ---------------------------------------------------------------------------------------------
+//
+// Every loop takes views (mesh/view.hpp): diffpm's ComplexField, a caller's packed array, the
+// half-spectrum view of FFTW's padded in-place buffer, any non-overlapping strides. The
+// ComplexField overloads at the end of the file check the field and run on its views.
 
 /// 1/N, the factor that the unnormalised inverse FFT leaves to the caller.
 inline double inverse_fft_scale(const Grid& grid) { return 1.0 / double(grid.size()); }
 
 namespace detail {
 
+/// Throws InvalidArgument naming `what` unless `in` and `out` are valid half-spectrum views on
+/// one grid whose memory either is disjoint or is the same elements (out = in, in place).
+template <class T>
+void check_kernel_fields(const ComplexView<const T>& in, const ComplexView<T>& out,
+                         const char* what) {
+  check_view(in, what, "input");
+  if (out.grid != in.grid) {
+    throw InvalidArgument(std::string(what) + ": output mesh (" + out.grid.to_string() +
+                          ") differs from input mesh (" + in.grid.to_string() + ")");
+  }
+  check_view(out, what, "output");
+  const auto* a = reinterpret_cast<const unsigned char*>(in.data);
+  const auto* b = reinterpret_cast<const unsigned char*>(out.data);
+  const std::size_t bytes_a = in.span() * sizeof(std::complex<T>);
+  const std::size_t bytes_b = out.span() * sizeof(std::complex<T>);
+  const bool same = a == b && in.stride == out.stride;
+  if (!same && a < b + bytes_b && b < a + bytes_a) {
+    throw InvalidArgument(std::string(what) +
+                          ": output overlaps the input with another layout (it must be the "
+                          "input's own elements, or separate memory)");
+  }
+}
+
+/// The checks of the ComplexField overloads: the field holds its grid's half spectrum.
 template <class T>
 void check_kernel_fields(const ComplexField<T>& in, const ComplexField<T>& out, const char* what) {
   if (in.grid != out.grid) {
@@ -225,36 +254,53 @@ inline AxisTables make_axis_tables(const Grid& g, LaplacianKernel lap, double r_
   return t;
 }
 
-/// out (=|+=) K in, with K = c (Imaginary = false) or K = i c (Imaginary = true), c =
-/// kernel(i, j, kz) evaluated in double. Element-wise, so `out` may be `in`.
-template <bool Imaginary, class T, class Kernel>
-void multiply_by_kernel(const ComplexField<T>& in, ComplexField<T>& out, OutputMode mode,
-                        const Kernel& kernel) {
+/// multiply_by_kernel's loop. Packed: both views are packed (diffpm's fields, the complex view
+/// of FFTW's padded buffer, a caller's array), indexed as the fields always were (one flat index
+/// per mode, no run-time stride); else through the views' strides. The same arithmetic.
+template <bool Imaginary, bool Packed, class T, class Kernel>
+void multiply_rows(const ComplexView<const T>& in, const ComplexView<T>& out, bool accumulate,
+                   const Kernel& kernel) {
   const Grid& g = in.grid;
   const int nx = g.n[0], ny = g.n[1], nzc = g.complex_nz();
-  const bool accumulate = mode == OutputMode::accumulate;
+  const std::complex<T>* a = in.data;
+  std::complex<T>* b = out.data;
   DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
   for (int i = 0; i < nx; ++i) {
     for (int j = 0; j < ny; ++j) {
       const std::size_t row = g.complex_index(i, j, 0);
+      const std::ptrdiff_t row_a = in.offset(i, j, 0), row_b = out.offset(i, j, 0);
       for (int kz = 0; kz < nzc; ++kz) {
         const T c = static_cast<T>(kernel(i, j, kz));
-        const std::complex<T> v = in.data[row + kz];
+        const std::complex<T> v = Packed ? a[row + kz] : a[row_a + kz * in.stride[2]];
         const std::complex<T> r = Imaginary ? std::complex<T>(-c * v.imag(), c * v.real())
                                             : std::complex<T>(c * v.real(), c * v.imag());
+        std::complex<T>& o = Packed ? b[row + kz] : b[row_b + kz * out.stride[2]];
         if (accumulate) {
-          out.data[row + kz] += r;
+          o += r;
         } else {
-          out.data[row + kz] = r;
+          o = r;
         }
       }
     }
   }
 }
 
+/// out (=|+=) K in, with K = c (Imaginary = false) or K = i c (Imaginary = true), c =
+/// kernel(i, j, kz) evaluated in double. Element-wise, so `out` may be `in` (the same view).
+template <bool Imaginary, class T, class Kernel>
+void multiply_by_kernel(const ComplexView<const T>& in, const ComplexView<T>& out, OutputMode mode,
+                        const Kernel& kernel) {
+  const bool accumulate = mode == OutputMode::accumulate;
+  if (in.is_packed() && out.is_packed()) {
+    multiply_rows<Imaginary, true>(in, out, accumulate, kernel);
+  } else {
+    multiply_rows<Imaginary, false>(in, out, accumulate, kernel);
+  }
+}
+
 template <class T>
-void force_kernel_loop(const ComplexField<T>& delta_k, int axis, const ForceKernelOptions& opt,
-                       double coefficient, bool adjoint, ComplexField<T>& out, OutputMode mode,
+void force_kernel_loop(ConstComplexView<T> delta_k, int axis, const ForceKernelOptions& opt,
+                       double coefficient, bool adjoint, ComplexView<T> out, OutputMode mode,
                        const char* what) {
   check_kernel_fields(delta_k, out, what);
   check_axis(axis, what);
@@ -285,8 +331,8 @@ inline void check_omega_m(double omega_m, const char* what) {
 /// out = scale L^{-1}(k) in: phi_k from a source, without the 3/2 Omega_m. Real kernel, so it is
 /// its own adjoint (apply_inverse_laplacian_adjoint). The zero mode is set to 0.
 template <class T>
-void apply_inverse_laplacian(const ComplexField<T>& in, LaplacianKernel kind, double scale,
-                             ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+void apply_inverse_laplacian(ConstComplexView<T> in, LaplacianKernel kind, double scale,
+                             ComplexView<T> out, OutputMode mode = OutputMode::overwrite) {
   const char* what = "inverse Laplacian";
   detail::check_kernel_fields(in, out, what);
   detail::check_kinds(kind, GradientKernel::exact, what);
@@ -300,16 +346,15 @@ void apply_inverse_laplacian(const ComplexField<T>& in, LaplacianKernel kind, do
 
 /// The transpose of apply_inverse_laplacian: the same real kernel.
 template <class T>
-void apply_inverse_laplacian_adjoint(const ComplexField<T>& in, LaplacianKernel kind, double scale,
-                                     ComplexField<T>& out,
-                                     OutputMode mode = OutputMode::overwrite) {
+void apply_inverse_laplacian_adjoint(ConstComplexView<T> in, LaplacianKernel kind, double scale,
+                                     ComplexView<T> out, OutputMode mode = OutputMode::overwrite) {
   apply_inverse_laplacian(in, kind, scale, out, mode);
 }
 
 namespace detail {
 template <class T>
-void gradient_loop(const ComplexField<T>& in, int axis, GradientKernel kind, double scale,
-                   double sign, ComplexField<T>& out, OutputMode mode, const char* what) {
+void gradient_loop(ConstComplexView<T> in, int axis, GradientKernel kind, double scale, double sign,
+                   ComplexView<T> out, OutputMode mode, const char* what) {
   check_kernel_fields(in, out, what);
   check_axis(axis, what);
   check_kinds(LaplacianKernel::exact, kind, what);
@@ -325,22 +370,22 @@ void gradient_loop(const ComplexField<T>& in, int axis, GradientKernel kind, dou
 /// out = scale i g(k_axis) in: the derivative along `axis` (0 = x, 1 = y, 2 = z), 0 on that
 /// axis' Nyquist plane (even n).
 template <class T>
-void apply_gradient(const ComplexField<T>& in, int axis, GradientKernel kind, double scale,
-                    ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+void apply_gradient(ConstComplexView<T> in, int axis, GradientKernel kind, double scale,
+                    ComplexView<T> out, OutputMode mode = OutputMode::overwrite) {
   detail::gradient_loop(in, axis, kind, scale, 1.0, out, mode, "gradient");
 }
 
 /// The transpose of apply_gradient: conj(i g) = -i g, i.e. minus the gradient.
 template <class T>
-void apply_gradient_adjoint(const ComplexField<T>& in, int axis, GradientKernel kind, double scale,
-                            ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+void apply_gradient_adjoint(ConstComplexView<T> in, int axis, GradientKernel kind, double scale,
+                            ComplexView<T> out, OutputMode mode = OutputMode::overwrite) {
   detail::gradient_loop(in, axis, kind, scale, -1.0, out, mode, "gradient adjoint");
 }
 
 /// out = scale exp(-k^2 r_s^2) in, r_s in Mpc/h (0: out = scale in). Self-adjoint.
 template <class T>
-void apply_smoothing(const ComplexField<T>& in, double smoothing_scale, double scale,
-                     ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+void apply_smoothing(ConstComplexView<T> in, double smoothing_scale, double scale,
+                     ComplexView<T> out, OutputMode mode = OutputMode::overwrite) {
   const char* what = "Gaussian smoothing";
   detail::check_kernel_fields(in, out, what);
   detail::check_smoothing_scale(smoothing_scale, what);
@@ -354,8 +399,8 @@ void apply_smoothing(const ComplexField<T>& in, double smoothing_scale, double s
 
 /// The transpose of apply_smoothing: the same real kernel.
 template <class T>
-void apply_smoothing_adjoint(const ComplexField<T>& in, double smoothing_scale, double scale,
-                             ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+void apply_smoothing_adjoint(ConstComplexView<T> in, double smoothing_scale, double scale,
+                             ComplexView<T> out, OutputMode mode = OutputMode::overwrite) {
   apply_smoothing(in, smoothing_scale, scale, out, mode);
 }
 
@@ -364,8 +409,8 @@ void apply_smoothing_adjoint(const ComplexField<T>& in, double smoothing_scale, 
 /// formula and signs). scale = inverse_fft_scale(grid) makes the inverse FFT of force_k the
 /// force on the mesh. `force_k` may be `delta_k` (in place).
 template <class T>
-void apply_force_kernel(const ComplexField<T>& delta_k, int axis, const ForceKernelOptions& options,
-                        double omega_m, double scale, ComplexField<T>& force_k,
+void apply_force_kernel(ConstComplexView<T> delta_k, int axis, const ForceKernelOptions& options,
+                        double omega_m, double scale, ComplexView<T> force_k,
                         OutputMode mode = OutputMode::overwrite) {
   const char* what = "force kernel";
   detail::check_omega_m(omega_m, what);
@@ -379,9 +424,9 @@ void apply_force_kernel(const ComplexField<T>& delta_k, int axis, const ForceKer
 /// OutputMode::accumulate into one delta_bar_k (zeroed first) and do one inverse FFT:
 /// delta_bar = sum_d R_d^T F_bar_d.
 template <class T>
-void apply_force_kernel_adjoint(const ComplexField<T>& force_bar_k, int axis,
+void apply_force_kernel_adjoint(ConstComplexView<T> force_bar_k, int axis,
                                 const ForceKernelOptions& options, double omega_m, double scale,
-                                ComplexField<T>& delta_bar_k,
+                                ComplexView<T> delta_bar_k,
                                 OutputMode mode = OutputMode::overwrite) {
   const char* what = "force kernel adjoint";
   detail::check_omega_m(omega_m, what);
@@ -396,8 +441,8 @@ void apply_force_kernel_adjoint(const ComplexField<T>& force_bar_k, int axis,
 /// -i g_d times this kernel) or in real space (mesh/finite_difference.hpp). The kernel is real,
 /// hence self-adjoint (apply_potential_kernel_adjoint). `phi_k` may be `delta_k` (in place).
 template <class T>
-void apply_potential_kernel(const ComplexField<T>& delta_k, const ForceKernelOptions& options,
-                            double omega_m, double scale, ComplexField<T>& phi_k,
+void apply_potential_kernel(ConstComplexView<T> delta_k, const ForceKernelOptions& options,
+                            double omega_m, double scale, ComplexView<T> phi_k,
                             OutputMode mode = OutputMode::overwrite) {
   const char* what = "potential kernel";
   detail::check_kernel_fields(delta_k, phi_k, what);
@@ -417,9 +462,9 @@ void apply_potential_kernel(const ComplexField<T>& delta_k, const ForceKernelOpt
 
 /// The transpose of apply_potential_kernel: the same real kernel.
 template <class T>
-void apply_potential_kernel_adjoint(const ComplexField<T>& phi_bar_k,
+void apply_potential_kernel_adjoint(ConstComplexView<T> phi_bar_k,
                                     const ForceKernelOptions& options, double omega_m, double scale,
-                                    ComplexField<T>& delta_bar_k,
+                                    ComplexView<T> delta_bar_k,
                                     OutputMode mode = OutputMode::overwrite) {
   apply_potential_kernel(phi_bar_k, options, omega_m, scale, delta_bar_k, mode);
 }
@@ -429,13 +474,91 @@ void apply_potential_kernel_adjoint(const ComplexField<T>& phi_bar_k,
 /// dL/dOmega_m = sum_d <F_bar_d, dF_d/dOmega_m> (real-space dot product over the mesh), which
 /// equals sum_d <F_bar_d, F_d> / Omega_m for Omega_m > 0.
 template <class T>
-void apply_force_kernel_omega_m_derivative(const ComplexField<T>& delta_k, int axis,
+void apply_force_kernel_omega_m_derivative(ConstComplexView<T> delta_k, int axis,
                                            const ForceKernelOptions& options, double scale,
-                                           ComplexField<T>& out,
+                                           ComplexView<T> out,
                                            OutputMode mode = OutputMode::overwrite) {
   const char* what = "force kernel Omega_m derivative";
   detail::check_scale(scale, what);
   detail::force_kernel_loop(delta_k, axis, options, 1.5 * scale, false, out, mode, what);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same kernels on diffpm's fields: checked, then run on their views (the same bits).
+// ---------------------------------------------------------------------------------------------
+
+template <class T>
+void apply_inverse_laplacian(const ComplexField<T>& in, LaplacianKernel kind, double scale,
+                             ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(in, out, "inverse Laplacian");
+  apply_inverse_laplacian(view(in), kind, scale, view(out), mode);
+}
+template <class T>
+void apply_inverse_laplacian_adjoint(const ComplexField<T>& in, LaplacianKernel kind, double scale,
+                                     ComplexField<T>& out,
+                                     OutputMode mode = OutputMode::overwrite) {
+  apply_inverse_laplacian(in, kind, scale, out, mode);
+}
+template <class T>
+void apply_gradient(const ComplexField<T>& in, int axis, GradientKernel kind, double scale,
+                    ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(in, out, "gradient");
+  apply_gradient(view(in), axis, kind, scale, view(out), mode);
+}
+template <class T>
+void apply_gradient_adjoint(const ComplexField<T>& in, int axis, GradientKernel kind, double scale,
+                            ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(in, out, "gradient adjoint");
+  apply_gradient_adjoint(view(in), axis, kind, scale, view(out), mode);
+}
+template <class T>
+void apply_smoothing(const ComplexField<T>& in, double smoothing_scale, double scale,
+                     ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(in, out, "Gaussian smoothing");
+  apply_smoothing(view(in), smoothing_scale, scale, view(out), mode);
+}
+template <class T>
+void apply_smoothing_adjoint(const ComplexField<T>& in, double smoothing_scale, double scale,
+                             ComplexField<T>& out, OutputMode mode = OutputMode::overwrite) {
+  apply_smoothing(in, smoothing_scale, scale, out, mode);
+}
+template <class T>
+void apply_force_kernel(const ComplexField<T>& delta_k, int axis, const ForceKernelOptions& options,
+                        double omega_m, double scale, ComplexField<T>& force_k,
+                        OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(delta_k, force_k, "force kernel");
+  apply_force_kernel(view(delta_k), axis, options, omega_m, scale, view(force_k), mode);
+}
+template <class T>
+void apply_force_kernel_adjoint(const ComplexField<T>& force_bar_k, int axis,
+                                const ForceKernelOptions& options, double omega_m, double scale,
+                                ComplexField<T>& delta_bar_k,
+                                OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(force_bar_k, delta_bar_k, "force kernel adjoint");
+  apply_force_kernel_adjoint(view(force_bar_k), axis, options, omega_m, scale, view(delta_bar_k),
+                             mode);
+}
+template <class T>
+void apply_potential_kernel(const ComplexField<T>& delta_k, const ForceKernelOptions& options,
+                            double omega_m, double scale, ComplexField<T>& phi_k,
+                            OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(delta_k, phi_k, "potential kernel");
+  apply_potential_kernel(view(delta_k), options, omega_m, scale, view(phi_k), mode);
+}
+template <class T>
+void apply_potential_kernel_adjoint(const ComplexField<T>& phi_bar_k,
+                                    const ForceKernelOptions& options, double omega_m, double scale,
+                                    ComplexField<T>& delta_bar_k,
+                                    OutputMode mode = OutputMode::overwrite) {
+  apply_potential_kernel(phi_bar_k, options, omega_m, scale, delta_bar_k, mode);
+}
+template <class T>
+void apply_force_kernel_omega_m_derivative(const ComplexField<T>& delta_k, int axis,
+                                           const ForceKernelOptions& options, double scale,
+                                           ComplexField<T>& out,
+                                           OutputMode mode = OutputMode::overwrite) {
+  detail::check_kernel_fields(delta_k, out, "force kernel Omega_m derivative");
+  apply_force_kernel_omega_m_derivative(view(delta_k), axis, options, scale, view(out), mode);
 }
 
 }  // namespace diffpm::mesh

@@ -51,7 +51,8 @@ class PmForce {
           int threads = max_threads())
       : PmForce(std::make_shared<const FftPlan<T>>(grid, threads), kernel, mean_count) {}
 
-  /// On a shared FFT plan (its grid is the force mesh). A force whose bits must repeat, such as
+  /// On a shared FFT plan (its grid is the force mesh; out-of-place packed, the default layout,
+  /// else InvalidArgument). A force whose bits must repeat, such as
   /// the forward and the reverse pass of the exact integrator (nbody/reversible.hpp), must run
   /// on one plan object: a second plan of the same size can compute other bits once the process
   /// holds FFTW wisdom (backend/cpu/fft.hpp, "Determinism").
@@ -64,6 +65,12 @@ class PmForce {
         stencil_(kernel.real_space_gradient && mesh::has_real_space_stencil(kernel.gradient)),
         real_(plan_->grid()),
         k_(plan_->grid()) {
+    if (plan_->layout() != FftLayout::out_of_place_packed) {
+      throw InvalidArgument(std::string("PmForce: the FFT plan has the ") +
+                            to_string(plan_->layout()) +
+                            " layout; the force transforms its own fields, which need an "
+                            "out-of-place packed plan");
+    }
     if (stencil_) {
       scratch_ = mesh::RealField<T>(grid());
     } else {

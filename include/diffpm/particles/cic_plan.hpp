@@ -18,6 +18,7 @@
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/grid.hpp"
+#include "diffpm/mesh/view.hpp"
 #include "diffpm/particles/cic.hpp"
 #include "diffpm/particles/detail/cic_paint.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
@@ -101,35 +102,54 @@ class CicPlan {
   /// Frees the points (size() becomes 0); the mesh shape stays.
   void clear() { buckets_ = {}; }
 
-  /// mesh (+)= sum_p weight W(x_p); with accumulate = false the mesh is zeroed first.
-  void paint(mesh::RealField<T>& mesh, detail::identity_t<T> weight = T(1),
+  /// mesh (+)= sum_p weight W(x_p); with accumulate = false the mesh is zeroed first. The mesh
+  /// may be any view on the plan's grid (mesh/view.hpp); only its n_x n_y n_z cells are written.
+  void paint(mesh::RealView<T> mesh, detail::identity_t<T> weight = T(1),
              bool accumulate = false) const {
     prepare(mesh, accumulate);
-    T* m = mesh.data.data();
-    // Local copies, so that the deposit loop reads no member through `this`: the compiler
-    // would have to assume that the mesh's T stores alias it, and reload it every time.
-    const detail::CicGeometry<T> g = g_;
+    T* m = mesh.data;
     const T weight_p = weight;
-    detail::paint_by_planes(buckets_, g.n[0], [m, &g, weight_p](const Point& item) {
-      detail::deposit(m, item.data(), g, weight_p);
+    detail::with_geometry<T>(mesh, [&](const auto& geometry) {
+      // Local copies, so that the deposit loop reads no member through `this`: the compiler
+      // would have to assume that the mesh's T stores alias it, and reload it every time.
+      const auto g = geometry;
+      detail::paint_by_planes(buckets_, g.n[0], [m, &g, weight_p](const Point& item) {
+        detail::deposit(m, item.data(), g, weight_p);
+      });
     });
+  }
+  void paint(mesh::RealField<T>& mesh, detail::identity_t<T> weight = T(1),
+             bool accumulate = false) const {
+    check_field(mesh, "CIC plan paint", "mesh");
+    paint(mesh::view(mesh), weight, accumulate);
   }
 
   /// mesh (+)= sum_p w_p W(x_p), w_p the T at byte offset p * stride from `weights` (a plain
   /// array: stride = sizeof(T); one component of a Vec3View: its component[d] and stride).
-  void paint(const T* weights, std::ptrdiff_t stride, mesh::RealField<T>& mesh,
+  void paint(const T* weights, std::ptrdiff_t stride, mesh::RealView<T> mesh,
              bool accumulate = false) const {
     if (!weights && size() > 0) throw InvalidArgument("CIC plan: paint with null weights");
     prepare(mesh, accumulate);
-    T* m = mesh.data.data();
+    T* m = mesh.data;
     const auto* base = reinterpret_cast<const unsigned char*>(weights);
-    const detail::CicGeometry<T> g = g_;  // local, as above
     const std::uint32_t* index = buckets_.index.data();
-    detail::paint_by_planes(
-        buckets_, g.n[0], [m, &g, base, stride, index](const Point& item, std::size_t q) {
-          const T wp = *reinterpret_cast<const T*>(base + std::ptrdiff_t(index[q]) * stride);
-          detail::deposit(m, item.data(), g, wp);
-        });
+    detail::with_geometry<T>(mesh, [&](const auto& geometry) {
+      const auto g = geometry;  // local, as above
+      detail::paint_by_planes(
+          buckets_, g.n[0], [m, &g, base, stride, index](const Point& item, std::size_t q) {
+            const T wp = *reinterpret_cast<const T*>(base + std::ptrdiff_t(index[q]) * stride);
+            detail::deposit(m, item.data(), g, wp);
+          });
+    });
+  }
+  void paint(const T* weights, std::ptrdiff_t stride, mesh::RealField<T>& mesh,
+             bool accumulate = false) const {
+    check_field(mesh, "CIC plan paint", "mesh");
+    paint(weights, stride, mesh::view(mesh), accumulate);
+  }
+  void paint(const std::vector<T>& weights, mesh::RealView<T> mesh, bool accumulate = false) const {
+    detail::check_size(weights.size(), size(), "CIC plan paint", "weights");
+    paint(weights.data(), std::ptrdiff_t(sizeof(T)), mesh, accumulate);
   }
   void paint(const std::vector<T>& weights, mesh::RealField<T>& mesh,
              bool accumulate = false) const {
@@ -139,7 +159,7 @@ class CicPlan {
 
   /// values_p = readout of `mesh` at x_p (the transpose of paint), written to the T at byte
   /// offset p * stride from `values`.
-  void readout(const mesh::RealField<T>& mesh, T* values, std::ptrdiff_t stride) const {
+  void readout(mesh::RealView<const T> mesh, T* values, std::ptrdiff_t stride) const {
     check_mesh(mesh, "CIC plan readout", "mesh");
     check_out(values, "values");
     auto* base = reinterpret_cast<unsigned char*>(values);
@@ -147,25 +167,37 @@ class CicPlan {
       *reinterpret_cast<T*>(base + std::ptrdiff_t(p) * stride) = value;
     });
   }
+  void readout(const mesh::RealField<T>& mesh, T* values, std::ptrdiff_t stride) const {
+    check_field(mesh, "CIC plan readout", "mesh");
+    readout(mesh::view(mesh), values, stride);
+  }
   /// readout into a vector, resized to size().
-  void readout(const mesh::RealField<T>& mesh, std::vector<T>& values) const {
+  void readout(mesh::RealView<const T> mesh, std::vector<T>& values) const {
     values.resize(size());
     readout(mesh, values.data(), std::ptrdiff_t(sizeof(T)));
   }
+  void readout(const mesh::RealField<T>& mesh, std::vector<T>& values) const {
+    check_field(mesh, "CIC plan readout", "mesh");
+    readout(mesh::view(mesh), values);
+  }
 
   /// gradient_p = d readout(mesh)(x) / dx at x_p, in mesh units per Mpc/h (readout_cic_gradient).
-  void readout_gradient(const mesh::RealField<T>& mesh, Vec3View<T> gradient) const {
+  void readout_gradient(mesh::RealView<const T> mesh, Vec3View<T> gradient) const {
     check_mesh(mesh, "CIC plan readout gradient", "mesh");
     check_output_view(gradient, "gradient");
     for_each_readout<true>(mesh, [&gradient](std::uint32_t p, T, const T* grad) {
       for (int d = 0; d < 3; ++d) gradient(p, d) = grad[d];
     });
   }
+  void readout_gradient(const mesh::RealField<T>& mesh, Vec3View<T> gradient) const {
+    check_field(mesh, "CIC plan readout gradient", "mesh");
+    readout_gradient(mesh::view(mesh), gradient);
+  }
 
   /// Adjoint of paint(mesh, weight), mesh = sum_p weight W(x_p): accumulates
   /// x_bar_p += weight grad readout(mesh_bar)(x_p) and returns dL/dweight = sum_p
   /// readout(mesh_bar)(x_p), summed in double (see the class comment for its order).
-  double paint_adjoint(const mesh::RealField<T>& mesh_bar, detail::identity_t<T> weight,
+  double paint_adjoint(mesh::RealView<const T> mesh_bar, detail::identity_t<T> weight,
                        Vec3View<T> x_bar) const {
     check_mesh(mesh_bar, "CIC plan paint adjoint", "mesh_bar");
     check_output_view(x_bar, "x_bar");
@@ -175,11 +207,16 @@ class CicPlan {
                                     return double(value);
                                   });
   }
+  double paint_adjoint(const mesh::RealField<T>& mesh_bar, detail::identity_t<T> weight,
+                       Vec3View<T> x_bar) const {
+    check_field(mesh_bar, "CIC plan paint adjoint", "mesh_bar");
+    return paint_adjoint(mesh::view(mesh_bar), weight, x_bar);
+  }
 
   /// Adjoint of the weighted paint, mesh = sum_p w_p W(x_p), with w_p at byte offset p * stride
   /// from `weights`: accumulates x_bar_p += w_p grad readout(mesh_bar)(x_p) and w_bar_p +=
   /// readout(mesh_bar)(x_p) (w_bar at byte offset p * bar_stride from `weights_bar`).
-  void paint_adjoint(const mesh::RealField<T>& mesh_bar, const T* weights, std::ptrdiff_t stride,
+  void paint_adjoint(mesh::RealView<const T> mesh_bar, const T* weights, std::ptrdiff_t stride,
                      Vec3View<T> x_bar, T* weights_bar, std::ptrdiff_t bar_stride) const {
     check_mesh(mesh_bar, "CIC plan paint adjoint", "mesh_bar");
     check_output_view(x_bar, "x_bar");
@@ -193,22 +230,37 @@ class CicPlan {
       *reinterpret_cast<T*>(wb + std::ptrdiff_t(p) * bar_stride) += value;
     });
   }
+  void paint_adjoint(const mesh::RealField<T>& mesh_bar, const T* weights, std::ptrdiff_t stride,
+                     Vec3View<T> x_bar, T* weights_bar, std::ptrdiff_t bar_stride) const {
+    check_field(mesh_bar, "CIC plan paint adjoint", "mesh_bar");
+    paint_adjoint(mesh::view(mesh_bar), weights, stride, x_bar, weights_bar, bar_stride);
+  }
 
   /// Adjoint of readout(mesh) with values_bar_p at byte offset p * stride from `values_bar`:
   /// mesh_bar += paint of values_bar (deterministic, as paint) and x_bar_p += values_bar_p grad
-  /// readout(mesh)(x_p). mesh_bar must be on the plan's grid (or hold no data: then zeros).
-  void readout_adjoint(const mesh::RealField<T>& mesh, const T* values_bar, std::ptrdiff_t stride,
-                       mesh::RealField<T>& mesh_bar, Vec3View<T> x_bar) const {
+  /// readout(mesh)(x_p). mesh_bar must be on the plan's grid (the RealField overload also takes
+  /// one that holds no data: then zeros); the two meshes may have different layouts.
+  void readout_adjoint(mesh::RealView<const T> mesh, const T* values_bar, std::ptrdiff_t stride,
+                       mesh::RealView<T> mesh_bar, Vec3View<T> x_bar) const {
     check_mesh(mesh, "CIC plan readout adjoint", "mesh");
+    check_mesh(mesh_bar, "CIC plan readout adjoint", "mesh_bar");
     check_output_view(x_bar, "x_bar");
     check_out(values_bar, "values_bar");
-    if (mesh_bar.data.empty()) mesh_bar = mesh::RealField<T>(grid_);
     paint(values_bar, stride, mesh_bar, true);
     const auto* vb = reinterpret_cast<const unsigned char*>(values_bar);
     for_each_readout<true>(mesh, [&](std::uint32_t p, T, const T* grad) {
       const T v = *reinterpret_cast<const T*>(vb + std::ptrdiff_t(p) * stride);
       for (int d = 0; d < 3; ++d) x_bar(p, d) += v * grad[d];
     });
+  }
+  void readout_adjoint(const mesh::RealField<T>& mesh, const T* values_bar, std::ptrdiff_t stride,
+                       mesh::RealField<T>& mesh_bar, Vec3View<T> x_bar) const {
+    check_field(mesh, "CIC plan readout adjoint", "mesh");
+    check_output_view(x_bar, "x_bar");
+    check_out(values_bar, "values_bar");
+    if (mesh_bar.data.empty()) mesh_bar = mesh::RealField<T>(grid_);
+    check_field(mesh_bar, "CIC plan readout adjoint", "mesh_bar");
+    readout_adjoint(mesh::view(mesh), values_bar, stride, mesh::view(mesh_bar), x_bar);
   }
 
   /// Calls visit(p, value, grad) for every point, in bucket order, in parallel (each particle
@@ -219,23 +271,30 @@ class CicPlan {
   /// else 0. The building block of the operations above and of the PM force's readout
   /// (nbody/pm_force.hpp), which fuses its own work into `visit`.
   template <bool Gradient, class Visit>
-  double for_each_readout(const mesh::RealField<T>& mesh, const Visit& visit) const {
+  double for_each_readout(mesh::RealView<const T> mesh, const Visit& visit) const {
     check_mesh(mesh, "CIC plan readout", "mesh");
-    const T* m = mesh.data.data();
-    const detail::CicGeometry<T> g = g_;
+    const T* m = mesh.data;
     const Point* items = buckets_.items.data();
     const std::uint32_t* index = buckets_.index.data();
-    return deterministic_sum(std::ptrdiff_t(size()), [&](std::ptrdiff_t q) {
-      T value, grad[3];
-      detail::interpolate<Gradient>(m, items[q].data(), g, value, Gradient ? grad : nullptr);
-      const T* gp = Gradient ? grad : nullptr;
-      if constexpr (std::is_same_v<decltype(visit(index[q], value, gp)), double>) {
-        return visit(index[q], value, gp);
-      } else {
-        visit(index[q], value, gp);
-        return 0.0;
-      }
+    return detail::with_geometry<T>(mesh, [&](const auto& geometry) {
+      const auto g = geometry;
+      return deterministic_sum(std::ptrdiff_t(size()), [&](std::ptrdiff_t q) {
+        T value, grad[3];
+        detail::interpolate<Gradient>(m, items[q].data(), g, value, Gradient ? grad : nullptr);
+        const T* gp = Gradient ? grad : nullptr;
+        if constexpr (std::is_same_v<decltype(visit(index[q], value, gp)), double>) {
+          return visit(index[q], value, gp);
+        } else {
+          visit(index[q], value, gp);
+          return 0.0;
+        }
+      });
     });
+  }
+  template <bool Gradient, class Visit>
+  double for_each_readout(const mesh::RealField<T>& mesh, const Visit& visit) const {
+    check_field(mesh, "CIC plan readout", "mesh");
+    return for_each_readout<Gradient>(mesh::view(mesh), visit);
   }
 
  private:
@@ -272,7 +331,11 @@ class CicPlan {
   void check_out(P* p, const char* name) const {
     if (!p && size() > 0) throw InvalidArgument(std::string("CIC plan: null ") + name);
   }
-  void check_mesh(const mesh::RealField<T>& mesh, const char* fn, const char* name) const {
+  template <class V>
+  void check_mesh(const mesh::RealView<V>& mesh, const char* fn, const char* name) const {
+    mesh::check_view(mesh, fn, name, &grid_);
+  }
+  void check_field(const mesh::RealField<T>& mesh, const char* fn, const char* name) const {
     detail::check_field(mesh, fn, name, &grid_);
   }
 
@@ -286,8 +349,8 @@ class CicPlan {
     buckets_ = detail::bucket_by_plane<Point>(n, position, g_, on_non_finite, position, true);
   }
 
-  void prepare(mesh::RealField<T>& mesh, bool accumulate) const {
-    detail::check_field(mesh, "CIC plan paint", "mesh", &grid_);
+  void prepare(const mesh::RealView<T>& mesh, bool accumulate) const {
+    check_mesh(mesh, "CIC plan paint", "mesh");
     if (!accumulate) detail::zero(mesh);
   }
 

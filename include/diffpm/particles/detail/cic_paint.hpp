@@ -15,6 +15,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/view.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
 
 namespace diffpm::particles::detail {
@@ -29,6 +30,44 @@ CicGeometry<T> cic_geometry(const mesh::Grid& grid) {
   g.stride_x = std::size_t(grid.n[1]) * grid.n[2];
   g.stride_y = std::size_t(grid.n[2]);
   return g;
+}
+
+/// Calls f(g) with the CIC geometry of a mesh view: a CicGeometry (z contiguous: diffpm's
+/// fields, FFTW's padded layout, a caller's packed array) with the view's x and y strides, or a
+/// StridedCicGeometry. Both give the same weights; a packed view gives cic_geometry(grid), so
+/// a field and its view are painted and read with the same arithmetic, bit for bit.
+template <class T, class V, class F>
+decltype(auto) with_geometry(const mesh::RealView<V>& v, const F& f) {
+  CicGeometry<T> g = cic_geometry<T>(v.grid);
+  g.stride_x = std::size_t(v.stride[0]);
+  g.stride_y = std::size_t(v.stride[1]);
+  if (v.stride[2] == 1) return f(g);
+  StridedCicGeometry<T> s;
+  static_cast<CicGeometry<T>&>(s) = g;
+  s.stride_z = std::size_t(v.stride[2]);
+  return f(s);
+}
+
+/// Sets the n_x n_y n_z cells of a mesh view to 0 (a packed view in one flat pass; otherwise
+/// row by row, leaving whatever lies between the rows, such as FFTW's padding, untouched).
+template <class T>
+void zero(const mesh::RealView<T>& v) {
+  T* d = v.data;
+  if (v.is_packed()) {
+    const std::ptrdiff_t n = std::ptrdiff_t(v.grid.size());
+    DIFFPM_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t c = 0; c < n; ++c) d[c] = T(0);
+    return;
+  }
+  const int nx = v.grid.n[0], ny = v.grid.n[1], nz = v.grid.n[2];
+  const std::ptrdiff_t sz = v.stride[2];
+  DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
+  for (int i = 0; i < nx; ++i) {
+    for (int j = 0; j < ny; ++j) {
+      T* row = d + v.offset(i, j, 0);
+      for (int k = 0; k < nz; ++k) row[std::ptrdiff_t(k) * sz] = T(0);
+    }
+  }
 }
 
 /// Throws InvalidArgument unless `field` is a valid mesh (on `expected`, when given).

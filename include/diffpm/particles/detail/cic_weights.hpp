@@ -17,9 +17,27 @@ template <class T>
 struct CicGeometry {
   int n[3];
   T cells_per_length[3];
-  std::size_t stride_x;  // n_y n_z
-  std::size_t stride_y;  // n_z
+  std::size_t stride_x;  // n_y n_z for diffpm's fields (elements between x-planes)
+  std::size_t stride_y;  // n_z for diffpm's fields (elements between rows)
 };
+
+/// A mesh whose z stride is not 1 (a mesh::RealView with x fastest, a sub-sampled array...).
+/// CicGeometry keeps z contiguous, as in diffpm's fields and FFTW's padded layout, so that the
+/// common case pays no multiplication for it; the weights are the same either way.
+template <class T>
+struct StridedCicGeometry : CicGeometry<T> {
+  std::size_t stride_z;
+};
+
+/// The flat offset of z index k.
+template <class T>
+DIFFPM_HOST_DEVICE inline std::size_t z_offset(const CicGeometry<T>&, int k) {
+  return std::size_t(k);
+}
+template <class T>
+DIFFPM_HOST_DEVICE inline std::size_t z_offset(const StridedCicGeometry<T>& g, int k) {
+  return std::size_t(k) * g.stride_z;
+}
 
 /// One axis of a CIC stencil: the particle lies in [lo, lo + 1) dx and gives weight 1 - frac
 /// to mesh point lo and frac to point hi = lo + 1 (mod n).
@@ -65,18 +83,19 @@ DIFFPM_HOST_DEVICE inline CicAxis<T> cic_axis(T x, T cells_per_length, int n) {
   return a;
 }
 
-/// The 8 mesh points (flat indices) of a particle at x (Mpc/h) and their CIC weights.
+/// The 8 mesh points (flat indices) of a particle at x (Mpc/h) and their CIC weights. G is
+/// CicGeometry<T> or StridedCicGeometry<T>.
 /// Corner c = 4 a + 2 b + e takes point hi along x if a = 1 (else lo), along y if b = 1, along
 /// z if e = 1; its weight is w_x(a) w_y(b) w_z(e) with w(0) = 1 - frac, w(1) = frac.
-template <class T>
-DIFFPM_HOST_DEVICE inline void cic_stencil(const T x[3], const CicGeometry<T>& g,
-                                           std::size_t index[8], T weight[8]) {
+template <class T, class G>
+DIFFPM_HOST_DEVICE inline void cic_stencil(const T x[3], const G& g, std::size_t index[8],
+                                           T weight[8]) {
   const CicAxis<T> ax = cic_axis(x[0], g.cells_per_length[0], g.n[0]);
   const CicAxis<T> ay = cic_axis(x[1], g.cells_per_length[1], g.n[1]);
   const CicAxis<T> az = cic_axis(x[2], g.cells_per_length[2], g.n[2]);
   const std::size_t px[2] = {ax.lo * g.stride_x, ax.hi * g.stride_x};
   const std::size_t py[2] = {ay.lo * g.stride_y, ay.hi * g.stride_y};
-  const std::size_t pz[2] = {std::size_t(az.lo), std::size_t(az.hi)};
+  const std::size_t pz[2] = {z_offset(g, az.lo), z_offset(g, az.hi)};
   const T wx[2] = {T(1) - ax.frac, ax.frac};
   const T wy[2] = {T(1) - ay.frac, ay.frac};
   const T wz[2] = {T(1) - az.frac, az.frac};
@@ -95,16 +114,15 @@ DIFFPM_HOST_DEVICE inline void cic_stencil(const T x[3], const CicGeometry<T>& g
 /// dweight[d][c] = d weight[c] / d x_d in 1/(Mpc/h). The interpolant is linear along each axis
 /// inside a cell, so these are constant in the cell; at a cell boundary (frac = 0) they are the
 /// right-sided derivatives, those of the cell [lo, lo + 1) dx that floor() puts the particle in.
-template <class T>
-DIFFPM_HOST_DEVICE inline void cic_stencil_gradient(const T x[3], const CicGeometry<T>& g,
-                                                    std::size_t index[8], T weight[8],
-                                                    T dweight[3][8]) {
+template <class T, class G>
+DIFFPM_HOST_DEVICE inline void cic_stencil_gradient(const T x[3], const G& g, std::size_t index[8],
+                                                    T weight[8], T dweight[3][8]) {
   const CicAxis<T> ax = cic_axis(x[0], g.cells_per_length[0], g.n[0]);
   const CicAxis<T> ay = cic_axis(x[1], g.cells_per_length[1], g.n[1]);
   const CicAxis<T> az = cic_axis(x[2], g.cells_per_length[2], g.n[2]);
   const std::size_t px[2] = {ax.lo * g.stride_x, ax.hi * g.stride_x};
   const std::size_t py[2] = {ay.lo * g.stride_y, ay.hi * g.stride_y};
-  const std::size_t pz[2] = {std::size_t(az.lo), std::size_t(az.hi)};
+  const std::size_t pz[2] = {z_offset(g, az.lo), z_offset(g, az.hi)};
   const T wx[2] = {T(1) - ax.frac, ax.frac};
   const T wy[2] = {T(1) - ay.frac, ay.frac};
   const T wz[2] = {T(1) - az.frac, az.frac};
