@@ -211,10 +211,12 @@ class ForwardModel {
     return run(std::move(c), noise, recording);
   }
 
-  /// Runs the model in a cosmology the caller built (its options, not ModelConfig::cosmology,
-  /// give P_lin). Without the parameters' dual numbers, a gradient() after it gives dL/dw and
-  /// NaN for every parameter. Throws as the other forward().
-  const ModelOutput<T>& forward(std::shared_ptr<const cosmology::Cosmology<double>> cosmology,
+  /// Runs the model in a cosmology the caller built: diffpm's Cosmology with options of its
+  /// own, a TabulatedCosmology of the caller's tables, or the caller's own cosmology::Model
+  /// (its P_lin, not ModelConfig::cosmology's, draws the linear field). Without the
+  /// parameters' dual numbers, a gradient() after it gives dL/dw and NaN for every parameter.
+  /// Throws as the other forward().
+  const ModelOutput<T>& forward(std::shared_ptr<const cosmology::Model<double>> cosmology,
                                 const mesh::RealField<T>& noise,
                                 Recording recording = Recording::on) {
     if (!cosmology) throw InvalidArgument("model: null cosmology");
@@ -270,7 +272,7 @@ class ForwardModel {
   /// with Recording::on.
   const ModelOutput<T>& run(Cosmologies c, const mesh::RealField<T>& noise, Recording recording) {
     if (cfg_.lensing) {
-      lensing::require_flat_universe(c.values->parameters().Omega_k, "model");
+      lensing::require_flat_universe(c.values->Omega_k(), "model");
       lensing::require_flat_universe(cfg_.plane_grid_cosmology.Omega_k,
                                      "model: plane_grid_cosmology");
     }

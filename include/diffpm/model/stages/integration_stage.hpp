@@ -31,7 +31,7 @@ class IntegrationStage final : public autodiff::Operation<Adjoints<T>> {
   /// The kick and drift factors of the step [a0, a1] as S: the one function the run and the
   /// gradient take them from.
   template <class S>
-  static nbody::KdkCoefficients<S> coefficients(const cosmology::Cosmology<S>& cosmology,
+  static nbody::KdkCoefficients<S> coefficients(const cosmology::Model<S>& cosmology,
                                                 nbody::Stepper stepper, double a0, double a1) {
     return nbody::StepFactors<S>(cosmology, stepper).step(a0, a1);
   }
@@ -52,7 +52,7 @@ class IntegrationStage final : public autodiff::Operation<Adjoints<T>> {
   const char* name() const override { return "PM integration and lightcone"; }
 
   void vjp(Adjoints<T>& adjoints) override {
-    const double Om = cosmo_.values->parameters().Omega_m();
+    const double Om = cosmo_.values->Omega_m();
     nbody::PmForce<T> pm(plan_, kernel_, state_->x.size());
     auto force = [&](const particles::Positions<T>& x, particles::Positions<T>& F) {
       pm(x, Om, F);
@@ -86,7 +86,7 @@ class IntegrationStage final : public autodiff::Operation<Adjoints<T>> {
       pullback.add(c.kick_second, g.kick_second[i], "kick factor");
       pullback.add(c.drift, g.drift[i], "drift factor");
     }
-    pullback.add(duals.parameters().Omega_m(), g.force_scalar, "Omega_m (force)");
+    pullback.add(duals.Omega_m(), g.force_scalar, "Omega_m (force)");
     for (const auto& snap : g.snapshots) {
       if (snap.step + 1 >= a_steps_.size()) continue;    // at a_start: not drifted
       if (!cone_ || !cone_->is_plane(snap.a)) continue;  // a requested snapshot: no adjoint

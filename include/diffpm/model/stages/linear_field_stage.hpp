@@ -23,15 +23,14 @@ class LinearFieldStage final : public autodiff::Operation<Adjoints<T>> {
   /// The coefficient c(k) as S (double for the run, a dual for the gradient): the one function
   /// both take it from.
   template <class S>
-  static S coefficient(const cosmology::Cosmology<S>& cosmology, double k, double n_over_v) {
+  static S coefficient(const cosmology::Model<S>& cosmology, double k, double n_over_v) {
     return ic::mode_amplitude(cosmology, k, n_over_v);
   }
 
   /// The forward pass: `delta` = delta_L of `noise`; `amplitude` = c on the half spectrum.
   static void forward(const FftPlan<T>& plan, const mesh::RealField<T>& noise,
-                      const cosmology::Cosmology<double>& cosmology,
-                      const ic::LinearFieldOptions& o, std::vector<double>& amplitude,
-                      mesh::ComplexField<T>& delta) {
+                      const cosmology::Model<double>& cosmology, const ic::LinearFieldOptions& o,
+                      std::vector<double>& amplitude, mesh::ComplexField<T>& delta) {
     amplitude = ic::mode_amplitudes(plan.grid(), cosmology, 1.0);
     ic::linear_field(plan, noise, amplitude, delta, o);
   }

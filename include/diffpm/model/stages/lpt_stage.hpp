@@ -54,7 +54,7 @@ class LptStage final : public autodiff::Operation<Adjoints<T>> {
  public:
   /// D1, D2, p1, p2 at a as S: the one function the run and the gradient take them from.
   template <class S>
-  static particles::LptFactors<S> factors(const cosmology::Cosmology<S>& cosmology, const S& a,
+  static particles::LptFactors<S> factors(const cosmology::Model<S>& cosmology, const S& a,
                                           int order) {
     return particles::lpt_factors(cosmology, a, order);
   }
@@ -81,7 +81,7 @@ class LptStage final : public autodiff::Operation<Adjoints<T>> {
   }
 
   /// dL/dtheta += the factors' adjoints times their derivatives at the dual a.
-  static void pull_back(const cosmology::Cosmology<cosmology::ParameterDual>& duals,
+  static void pull_back(const cosmology::Model<cosmology::ParameterDual>& duals,
                         const cosmology::ParameterDual& a, const particles::LptFactors<double>& bar,
                         int order, ParameterPullback& pullback) {
     const auto f = factors(duals, a, order);
