@@ -5,8 +5,10 @@
 #include <cmath>
 #include <random>
 
+#include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/nbody/integrator.hpp"
 #include "diffpm/nbody/kick_drift.hpp"
+#include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/time_steps.hpp"
 
 using namespace diffpm;
@@ -189,4 +191,97 @@ TEMPLATE_TEST_CASE("kick, drift and their adjoint on views are bitwise the conta
   for (std::size_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) same = same && soa[2][d][i] == v_bar[i][d];
   CHECK(same);
+}
+
+TEMPLATE_TEST_CASE("integrate and the fixed-point state on the caller's memory: the container bits",
+                   "[nbody][integrator][views]", float, double) {
+  // A user's code keeps its particles in its own layout: struct-of-arrays here, with the
+  // momenta in an array-of-structs record. integrate() on views of them must evolve them in
+  // place to the bits of integrate() on diffpm's containers (the same operations in the same
+  // order), and show its snapshots the same positions; FixedPointState::from views and its
+  // positions()/momenta() into views must give the container versions' integers and values.
+  using T = TestType;
+  cosmology::Parameters<double> par;
+  const cosmology::Cosmology<double> c(par);
+  const std::size_t n = 257;
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(0.0, 100.0), v(-5.0, 5.0);
+  nbody::ParticleState<T> s;
+  for (std::size_t i = 0; i < n; ++i) {
+    s.x.push_back({T(u(rng)), T(u(rng)), T(u(rng))});
+    s.p.push_back({T(v(rng)), T(v(rng)), T(v(rng))});
+  }
+  std::vector<T> x0(n), x1(n), x2(n);
+  struct Record {
+    int id;
+    T mass;
+    T p[3];
+  };
+  std::vector<Record> rec(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    x0[i] = s.x[i][0];
+    x1[i] = s.x[i][1];
+    x2[i] = s.x[i][2];
+    rec[i] = {int(i), T(1), {s.p[i][0], s.p[i][1], s.p[i][2]}};
+  }
+  // A nonlinear force, so that every bit of x matters: F = -sin(x / 7).
+  auto force_of = [](std::size_t i, const auto& x, int d) { return T(-std::sin(x(i, d) / T(7))); };
+  auto force_vec = [&](const std::vector<Vec3<T>>& x, std::vector<Vec3<T>>& F) {
+    const auto xv = particles::view(x);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      for (int d = 0; d < 3; ++d) F[i][d] = force_of(i, xv, d);
+  };
+  auto force_view = [&](particles::Vec3View<T> x, particles::Vec3View<T> F) {
+    for (std::size_t i = 0; i < x.size; ++i)
+      for (int d = 0; d < 3; ++d) F(i, d) = force_of(i, x, d);
+  };
+  nbody::IntegratorOptions o;
+  o.snapshots = {0.3, 0.75};
+  const auto a = nbody::time_steps(0.1, 1.0, 6);
+  std::vector<std::vector<Vec3<T>>> seen_vec, seen_view;
+  nbody::integrate<T>(c, a, s, force_vec, o,
+                      [&](double, const std::vector<Vec3<T>>& x, const std::vector<Vec3<T>>&) {
+                        seen_vec.push_back(x);
+                      });
+  const auto xs = particles::soa_view(x0.data(), x1.data(), x2.data(), n);
+  const auto ps = particles::aos_view(&rec[0].p[0], sizeof(Record), n);
+  nbody::integrate<T>(c, a, xs, ps, force_view, o,
+                      [&](double, particles::Vec3View<const T> x, particles::Vec3View<const T>) {
+                        std::vector<Vec3<T>> copy(x.size);
+                        for (std::size_t i = 0; i < x.size; ++i) copy[i] = x[i];
+                        seen_view.push_back(copy);
+                      });
+  bool same = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    same = same && x0[i] == s.x[i][0] && x1[i] == s.x[i][1] && x2[i] == s.x[i][2];
+    for (int d = 0; d < 3; ++d) same = same && rec[i].p[d] == s.p[i][d];
+    same = same && rec[i].id == int(i) && rec[i].mass == T(1);  // the rest of the record untouched
+  }
+  CHECK(same);
+  CHECK(seen_view == seen_vec);
+  CHECK(seen_vec.size() == 2);
+
+  const auto f_vec = nbody::FixedPointState::from(s, {100.0, 100.0, 100.0});
+  const auto f_view = nbody::FixedPointState::from(xs, ps, {100.0, 100.0, 100.0});
+  CHECK(f_view.x == f_vec.x);
+  CHECK(f_view.p == f_vec.p);
+  CHECK(f_view.momentum_quantum == f_vec.momentum_quantum);
+  std::vector<Vec3<T>> x_vec, p_vec;
+  f_vec.positions(x_vec);
+  f_vec.momenta(p_vec);
+  f_view.positions(xs);
+  f_view.momenta(ps);
+  bool same_out = true;
+  for (std::size_t i = 0; i < n; ++i)
+    for (int d = 0; d < 3; ++d)
+      same_out = same_out && xs(i, d) == x_vec[i][d] && ps(i, d) == p_vec[i][d];
+  CHECK(same_out);
+
+  // Mismatched sizes name what they count.
+  const auto short_view = particles::soa_view(x0.data(), x1.data(), x2.data(), n - 1);
+  CHECK_THROWS_WITH(nbody::integrate<T>(c, a, short_view, ps, force_view),
+                    Catch::Contains("256 positions but 257 momenta"));
+  CHECK_THROWS_WITH(nbody::FixedPointState::from(short_view, ps, {100.0, 100.0, 100.0}),
+                    Catch::Contains("256 positions but 257 momenta"));
+  CHECK_THROWS_WITH(f_view.positions(short_view), Catch::Contains("256 positions for 257"));
 }

@@ -66,35 +66,42 @@ struct FixedPointState {
   template <class T>
   static FixedPointState from(const ParticleState<T>& s, std::array<double, 3> box_lengths,
                               double quantum = 0.0) {
-    if (s.x.size() != s.p.size()) {
-      throw InvalidArgument("fixed-point state: " + std::to_string(s.x.size()) + " positions but " +
-                            std::to_string(s.p.size()) + " momenta");
+    return from(particles::view(s.x), particles::view(s.p), box_lengths, quantum);
+  }
+  /// The same from positions and momenta in the caller's memory (particles::Vec3View: any
+  /// array-of-structs or struct-of-arrays layout; T may be const), to the same integers.
+  template <class T>
+  static FixedPointState from(particles::Vec3View<T> xs, particles::Vec3View<T> ps,
+                              std::array<double, 3> box_lengths, double quantum = 0.0) {
+    if (xs.size != ps.size) {
+      throw InvalidArgument("fixed-point state: " + std::to_string(xs.size) + " positions but " +
+                            std::to_string(ps.size) + " momenta");
     }
     double p_max = 0.0;
-    for (const auto& v : s.p)
+    for (std::size_t i = 0; i < ps.size; ++i)
       for (int d = 0; d < 3; ++d) {
-        if (!std::isfinite(double(v[d])))
-          throw InvalidArgument("fixed-point state: non-finite momentum " +
-                                format_number(double(v[d])));
-        p_max = std::max(p_max, std::fabs(double(v[d])));
+        const double v = double(ps(i, d));
+        if (!std::isfinite(v))
+          throw InvalidArgument("fixed-point state: non-finite momentum " + format_number(v));
+        p_max = std::max(p_max, std::fabs(v));
       }
     FixedPointState f;
     f.box = box_lengths;
     // 0 asks for the default; anything else is checked by validate().
     f.momentum_quantum = quantum == 0.0 ? quantum_for(p_max > 0.0 ? p_max : 1.0) : quantum;
     f.validate("fixed-point state");  // box and quantum (x and p are still empty)
-    f.x.resize(s.x.size());
-    f.p.resize(s.p.size());
-    for (std::size_t i = 0; i < s.x.size(); ++i)
+    f.x.resize(xs.size);
+    f.p.resize(ps.size);
+    for (std::size_t i = 0; i < xs.size; ++i)
       for (int d = 0; d < 3; ++d) {
-        const double xd = double(s.x[i][d]);
+        const double xd = double(xs(i, d));
         if (!std::isfinite(xd))
           throw InvalidArgument("fixed-point state: non-finite position " + format_number(xd));
         double u = xd / box_lengths[d];
         u -= std::floor(u);  // [0, 1]; 1 (round-off) wraps to 0 below
         const double scaled = std::ldexp(u, 64);
         f.x[i][d] = scaled >= two_64 ? 0u : static_cast<std::uint64_t>(scaled);
-        f.p[i][d] = to_quanta(double(s.p[i][d]) / f.momentum_quantum, "momentum");
+        f.p[i][d] = to_quanta(double(ps(i, d)) / f.momentum_quantum, "momentum");
       }
     return f;
   }
@@ -103,16 +110,43 @@ struct FixedPointState {
   template <class T>
   void positions(std::vector<std::array<T, 3>>& out) const {
     out.resize(x.size());
-    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
-    DIFFPM_OMP(omp parallel for schedule(static))
-    for (std::ptrdiff_t i = 0; i < n; ++i)
-      for (int d = 0; d < 3; ++d) out[i][d] = static_cast<T>(box[d] * (double(x[i][d]) * two_m64));
+    positions(particles::view(out));
   }
   template <class T>
   void momenta(std::vector<std::array<T, 3>>& out) const {
     out.resize(p.size());
+    momenta(particles::view(out));
+  }
+  /// The same into the caller's memory (sized to the state: InvalidArgument otherwise).
+  template <class T>
+  void positions(particles::Vec3View<T> out) const {
+    check_out(out.size, "positions");
+    const std::ptrdiff_t n = std::ptrdiff_t(x.size());
+    if (auto* packed = particles::packed(out)) {  // no run-time stride; the same arithmetic
+      DIFFPM_OMP(omp parallel for schedule(static))
+      for (std::ptrdiff_t i = 0; i < n; ++i)
+        for (int d = 0; d < 3; ++d)
+          packed[i][d] = static_cast<T>(box[d] * (double(x[i][d]) * two_m64));
+      return;
+    }
+    DIFFPM_OMP(omp parallel for schedule(static))
+    for (std::ptrdiff_t i = 0; i < n; ++i)
+      for (int d = 0; d < 3; ++d)
+        out(std::size_t(i), d) = static_cast<T>(box[d] * (double(x[i][d]) * two_m64));
+  }
+  template <class T>
+  void momenta(particles::Vec3View<T> out) const {
+    check_out(out.size, "momenta");
     for (std::size_t i = 0; i < p.size(); ++i)
-      for (int d = 0; d < 3; ++d) out[i][d] = static_cast<T>(double(p[i][d]) * momentum_quantum);
+      for (int d = 0; d < 3; ++d) out(i, d) = static_cast<T>(double(p[i][d]) * momentum_quantum);
+  }
+
+  /// Throws InvalidArgument unless an output view holds one vector per particle.
+  void check_out(std::size_t n, const char* what) const {
+    if (n != x.size()) {
+      throw InvalidArgument("fixed-point state: a view of " + std::to_string(n) + " " + what +
+                            " for " + std::to_string(x.size()) + " particles");
+    }
   }
 
   /// Throws InvalidArgument unless positions and momenta match in number and the box lengths and
