@@ -47,6 +47,20 @@ class FftError : public std::runtime_error {
   explicit FftError(const std::string& what) : std::runtime_error("diffpm: " + what) {}
 };
 
+/// A device (GPU) operation failed: no CUDA device, a CUDA runtime or cuFFT call returned an
+/// error. The message names the operation and the error the runtime reported.
+class DeviceError : public std::runtime_error {
+ public:
+  explicit DeviceError(const std::string& what) : std::runtime_error("diffpm: " + what) {}
+};
+
+/// A run would not fit in the memory available to it. Thrown before anything is allocated, with
+/// the bytes needed and available, so the caller can change the configuration.
+class OutOfMemory : public std::runtime_error {
+ public:
+  explicit OutOfMemory(const std::string& what) : std::runtime_error("diffpm: " + what) {}
+};
+
 /// A file could not be read or written.
 class IoError : public std::runtime_error {
  public:
