@@ -6,10 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "diffpm/backend/parallel.hpp"
+#include "diffpm/core/error.hpp"
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/ic/philox.hpp"
 #include "diffpm/mesh/field.hpp"
+#include "diffpm/mesh/view.hpp"
 
 namespace diffpm::ic {
 
@@ -36,6 +39,23 @@ DIFFPM_HOST_DEVICE inline double white_noise_value(std::uint64_t seed, std::uint
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
 }
 
+/// The white noise of `seed` on out's grid written through the view: cell (i, j, k) =
+/// white_noise_value(seed, grid.index(i, j, k)), on the backend `b` (Cpu: host memory; Cuda:
+/// device memory). One kernel source, so both backends store the same values.
+template <class Backend, class T>
+void white_noise(Backend b, std::uint64_t seed, mesh::RealView<T> out) {
+  out.grid.validate();
+  if (!out.data) throw InvalidArgument("white_noise: the output view has no data");
+  const std::size_t ny = std::size_t(out.grid.n[1]), nz = std::size_t(out.grid.n[2]);
+  const std::ptrdiff_t s0 = out.stride[0], s1 = out.stride[1], s2 = out.stride[2];
+  T* data = out.data;
+  backend::for_each_index(b, out.grid.size(), [=] DIFFPM_LAMBDA(std::size_t c) {
+    const std::size_t k = c % nz, ij = c / nz, j = ij % ny, i = ij / ny;
+    data[std::ptrdiff_t(i) * s0 + std::ptrdiff_t(j) * s1 + std::ptrdiff_t(k) * s2] =
+        T(white_noise_value(seed, std::uint64_t(c)));
+  });
+}
+
 /// Fills `out` with independent N(0, 1) values, cell (i, j, k) = white_noise_value(seed,
 /// grid.index(i, j, k)), so the field depends only on (seed, i, j, k, grid shape): the same for
 /// any thread count and backend. `out` is reallocated on `grid` if it lives on another mesh.
@@ -44,10 +64,7 @@ template <class T>
 void white_noise(const mesh::Grid& grid, std::uint64_t seed, mesh::RealField<T>& out) {
   grid.validate();
   if (out.grid != grid || out.data.size() != grid.size()) out = mesh::RealField<T>(grid);
-  const std::ptrdiff_t n = std::ptrdiff_t(grid.size());
-  T* data = out.data.data();
-  DIFFPM_OMP(omp parallel for schedule(static))
-  for (std::ptrdiff_t c = 0; c < n; ++c) data[c] = T(white_noise_value(seed, std::uint64_t(c)));
+  white_noise(Cpu{}, seed, mesh::view(out));
 }
 
 /// The white-noise field of `grid` and `seed` (see above).

@@ -36,6 +36,24 @@ namespace detail {
 
 inline std::size_t periodic(int i, int n) { return std::size_t(((i % n) + n) % n); }
 
+/// The stencil times `scale` as out = a (f(+1) - f(-1)) + b (f(+2) - f(-2)) along an axis with
+/// cells of h Mpc/h: a = scale/(2h), b = 0 (finite_difference_2) or a = scale 8/(12h),
+/// b = -scale/(12h) (finite_difference_4). Every backend forms out with difference_value.
+template <class T>
+struct StencilCoefficients {
+  T a, b;
+};
+template <class T>
+StencilCoefficients<T> stencil_coefficients(GradientKernel kind, double h, double scale) {
+  const double c1 = kind == GradientKernel::finite_difference_2 ? 0.5 / h : 8.0 / (12.0 * h);
+  const double c2 = kind == GradientKernel::finite_difference_2 ? 0.0 : -1.0 / (12.0 * h);
+  return {static_cast<T>(scale * c1), static_cast<T>(scale * c2)};
+}
+template <class T>
+DIFFPM_HOST_DEVICE inline T difference_value(T a, T b, T p1, T m1, T p2, T m2) {
+  return a * (p1 - m1) + b * (p2 - m2);
+}
+
 template <class T>
 void difference_loop(const RealField<T>& in, int axis, GradientKernel kind, double scale,
                      RealField<T>& out, OutputMode mode, const char* what) {
@@ -64,11 +82,8 @@ void difference_loop(const RealField<T>& in, int axis, GradientKernel kind, doub
     out = RealField<T>(in.grid);
   }
   const Grid& g = in.grid;
-  const double h = g.cell_size(axis);
-  // out = a (f(+1) - f(-1)) + b (f(+2) - f(-2)), the stencil times `scale`.
-  const double c1 = kind == GradientKernel::finite_difference_2 ? 0.5 / h : 8.0 / (12.0 * h);
-  const double c2 = kind == GradientKernel::finite_difference_2 ? 0.0 : -1.0 / (12.0 * h);
-  const T a = static_cast<T>(scale * c1), b = static_cast<T>(scale * c2);
+  const StencilCoefficients<T> c = stencil_coefficients<T>(kind, g.cell_size(axis), scale);
+  const T a = c.a, b = c.b;
   const bool accumulate = mode == OutputMode::accumulate;
   const int nx = g.n[0], ny = g.n[1], nz = g.n[2];
   const T* f = in.data.data();
@@ -83,7 +98,8 @@ void difference_loop(const RealField<T>& in, int axis, GradientKernel kind, doub
   // Along x and y the four neighbours of a row are whole rows: the inner loop runs over z,
   // contiguous, with no index arithmetic (it vectorises).
   auto rows = [&](const T* p1, const T* m1, const T* p2, const T* m2, T* target) {
-    for (int k = 0; k < nz; ++k) store(target[k], a * (p1[k] - m1[k]) + b * (p2[k] - m2[k]));
+    for (int k = 0; k < nz; ++k)
+      store(target[k], difference_value(a, b, p1[k], m1[k], p2[k], m2[k]));
   };
   if (axis != 2) {
     DIFFPM_OMP(omp parallel for collapse(2) schedule(static))
@@ -105,13 +121,13 @@ void difference_loop(const RealField<T>& in, int axis, GradientKernel kind, doub
         T* target = o + g.index(i, j, 0);
         auto edge = [&](int k) {
           auto at = [&](int s) { return r[periodic(k + s, nz)]; };
-          store(target[k], a * (at(1) - at(-1)) + b * (at(2) - at(-2)));
+          store(target[k], difference_value(a, b, at(1), at(-1), at(2), at(-2)));
         };
         // Two cells at each end wrap around; those between need no index arithmetic.
         const int head = nz < 2 ? nz : 2, tail = nz - 2 > head ? nz - 2 : head;
         for (int k = 0; k < head; ++k) edge(k);
         for (int k = head; k < tail; ++k) {
-          store(target[k], a * (r[k + 1] - r[k - 1]) + b * (r[k + 2] - r[k - 2]));
+          store(target[k], difference_value(a, b, r[k + 1], r[k - 1], r[k + 2], r[k - 2]));
         }
         for (int k = tail; k < nz; ++k) edge(k);
       }

@@ -141,6 +141,28 @@ DIFFPM_HOST_DEVICE inline R force_symbol(R gradient, R laplacian_sum, R smoothin
   return laplacian_sum > R(0) ? gradient * smoothing * coefficient / laplacian_sum : R(0);
 }
 
+/// The potential kernel of one mode, coefficient S(k) (-1/|k|_L^2), from the axis-table
+/// entries of its three indices (detail::AxisTables): the Laplacian symbols summed x, y, z and
+/// the smoothing factors multiplied x, y, z. Every backend's loop calls this, so they agree.
+DIFFPM_HOST_DEVICE inline double potential_kernel_value(double lap_x, double lap_y, double lap_z,
+                                                        double smooth_x, double smooth_y,
+                                                        double smooth_z, double coefficient) {
+  const double lap = lap_x + lap_y + lap_z;
+  const double smooth = smooth_x * smooth_y * smooth_z;
+  return coefficient * smooth * inverse_laplacian_symbol(lap);
+}
+
+/// The force kernel's real factor c of one mode (the kernel is i c), likewise; sign = -1 gives
+/// the transpose (conj(i c) = -i c).
+DIFFPM_HOST_DEVICE inline double force_kernel_value(double gradient, double lap_x, double lap_y,
+                                                    double lap_z, double smooth_x, double smooth_y,
+                                                    double smooth_z, double coefficient,
+                                                    double sign) {
+  const double lap = lap_x + lap_y + lap_z;
+  const double smooth = smooth_x * smooth_y * smooth_z;
+  return sign * force_symbol(gradient, lap, smooth, coefficient);
+}
+
 // ---------------------------------------------------------------------------------------------
 // CPU loops over half spectra
 // ---------------------------------------------------------------------------------------------
@@ -313,9 +335,9 @@ void force_kernel_loop(ConstComplexView<T> delta_k, int axis, const ForceKernelO
   const double sign = adjoint ? -1.0 : 1.0;
   multiply_by_kernel<true>(delta_k, out, mode, [&](int i, int j, int kz) {
     const int idx[3] = {i, j, kz};
-    const double lap = t.laplacian[0][i] + t.laplacian[1][j] + t.laplacian[2][kz];
-    const double smooth = t.smoothing[0][i] * t.smoothing[1][j] * t.smoothing[2][kz];
-    return sign * force_symbol(t.gradient[idx[ga]], lap, smooth, coefficient);
+    return force_kernel_value(t.gradient[idx[ga]], t.laplacian[0][i], t.laplacian[1][j],
+                              t.laplacian[2][kz], t.smoothing[0][i], t.smoothing[1][j],
+                              t.smoothing[2][kz], coefficient, sign);
   });
 }
 
@@ -454,9 +476,9 @@ void apply_potential_kernel(ConstComplexView<T> delta_k, const ForceKernelOption
       detail::make_axis_tables(delta_k.grid, options.laplacian, options.smoothing_scale, -1, {});
   const double coefficient = 1.5 * omega_m * scale;
   detail::multiply_by_kernel<false>(delta_k, phi_k, mode, [&](int i, int j, int kz) {
-    const double lap = t.laplacian[0][i] + t.laplacian[1][j] + t.laplacian[2][kz];
-    const double smooth = t.smoothing[0][i] * t.smoothing[1][j] * t.smoothing[2][kz];
-    return coefficient * smooth * inverse_laplacian_symbol(lap);
+    return potential_kernel_value(t.laplacian[0][i], t.laplacian[1][j], t.laplacian[2][kz],
+                                  t.smoothing[0][i], t.smoothing[1][j], t.smoothing[2][kz],
+                                  coefficient);
   });
 }
 

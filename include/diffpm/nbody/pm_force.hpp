@@ -44,8 +44,14 @@ struct ForceTimings {
 /// Each particle has mass 1 / N_p of the box (its mean density is 1), where N_p is the number
 /// of particles the mean density is made of: by default those passed in, or a fixed count set
 /// in the constructor when a call sees only some of them.
+///
+/// Backend: Cpu (this class) or Cuda (nbody/pm_force_device.hpp: the same force on device
+/// memory).
+template <class T, class Backend = Cpu>
+class PmForce;
+
 template <class T>
-class PmForce {
+class PmForce<T, Cpu> {
  public:
   PmForce(const mesh::Grid& grid, mesh::ForceKernelOptions kernel = {}, std::size_t mean_count = 0,
           int threads = max_threads())

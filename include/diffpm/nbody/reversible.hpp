@@ -33,10 +33,70 @@
 
 #include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/nbody/integrator.hpp"
 
 namespace diffpm::nbody {
+
+namespace fixed_state {
+
+/// 2^-64 and 2^64 as doubles (exact), and the largest magnitude, in quanta, of a value or an
+/// increment: 2^62 leaves a factor 2 of headroom in the 64-bit integers (for a position
+/// increment: a quarter box per drift).
+constexpr double two_m64 = 5.42101086242752217e-20;
+constexpr double two_64 = 18446744073709551616.0;
+constexpr double max_quanta = 0x1p62;
+
+// The per-particle arithmetic of the fixed-point state, shared by the CPU loops below and the
+// device loops of nbody/reversible_device.hpp, so both backends compute the same integers.
+
+/// The coordinate L_d X_d / 2^64 of integer position X in a box of length L_d.
+DIFFPM_HOST_DEVICE inline double position(double box, std::uint64_t X) {
+  return box * (double(X) * two_m64);
+}
+
+/// The increment round(v) of a kick or a drift (v: the increment in quanta), or false when
+/// |v| >= 2^62 or v is NaN (the run must stop: FixedPointState::throw_overflow).
+DIFFPM_HOST_DEVICE inline bool increment(double v, std::int64_t& inc) {
+  if (!(std::fabs(v) < max_quanta)) return false;
+  inc = std::int64_t(std::llround(v));
+  return true;
+}
+
+/// How bad an increment of v quanta is, for the error message: 0 when it fits, |v| beyond
+/// 2^62, infinity for NaN.
+DIFFPM_HOST_DEVICE inline double overflow_magnitude(double v) {
+  if (std::fabs(v) < max_quanta) return 0.0;
+  return v != v ? HUGE_VAL : std::fabs(v);
+}
+
+/// splitmix64's finaliser (Steele, Lea & Flood 2014).
+DIFFPM_HOST_DEVICE inline std::uint64_t mix(std::uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// Particle i's term of FixedPointState::digest.
+DIFFPM_HOST_DEVICE inline std::uint64_t digest_term(std::uint64_t i, const std::uint64_t x[3],
+                                                    const std::int64_t p[3]) {
+  std::uint64_t h = i * 0xd6e8feb86659fd93ull;
+  for (int d = 0; d < 3; ++d) h = (h ^ x[d]) * 0x9fb21c651e98df25ull;
+  for (int d = 0; d < 3; ++d) h = (h ^ static_cast<std::uint64_t>(p[d])) * 0xc2b2ae3d27d4eb4full;
+  return mix(h);
+}
+
+/// The digest from the sum of the terms (mod 2^64: order-free), the quantum and the count.
+inline std::uint64_t digest_finish(std::uint64_t sum, double momentum_quantum, std::uint64_t n) {
+  std::uint64_t q;
+  static_assert(sizeof(q) == sizeof(momentum_quantum), "double is 64 bits");
+  std::memcpy(&q, &momentum_quantum, sizeof(q));
+  return mix(sum ^ mix(q ^ n));
+}
+
+}  // namespace fixed_state
 
 /// Particle positions and momenta in fixed point (see the file comment).
 struct FixedPointState {
@@ -46,8 +106,8 @@ struct FixedPointState {
   std::vector<std::array<std::int64_t, 3>> p;   ///< p_d = q_p P_d
 
   /// 2^-64 and 2^64 as doubles (exact).
-  static constexpr double two_m64 = 5.42101086242752217e-20;
-  static constexpr double two_64 = 18446744073709551616.0;
+  static constexpr double two_m64 = fixed_state::two_m64;
+  static constexpr double two_64 = fixed_state::two_64;
 
   /// A momentum quantum leaving headroom for momenta to grow 2^22-fold (4 million) above
   /// `p_max`, with 2^40 levels (12 digits) below it: momenta of a run from z ~ 10 to 0 grow by
@@ -126,13 +186,13 @@ struct FixedPointState {
       DIFFPM_OMP(omp parallel for schedule(static))
       for (std::ptrdiff_t i = 0; i < n; ++i)
         for (int d = 0; d < 3; ++d)
-          packed[i][d] = static_cast<T>(box[d] * (double(x[i][d]) * two_m64));
+          packed[i][d] = static_cast<T>(fixed_state::position(box[d], x[i][d]));
       return;
     }
     DIFFPM_OMP(omp parallel for schedule(static))
     for (std::ptrdiff_t i = 0; i < n; ++i)
       for (int d = 0; d < 3; ++d)
-        out(std::size_t(i), d) = static_cast<T>(box[d] * (double(x[i][d]) * two_m64));
+        out(std::size_t(i), d) = static_cast<T>(fixed_state::position(box[d], x[i][d]));
   }
   template <class T>
   void momenta(particles::Vec3View<T> out) const {
@@ -177,31 +237,17 @@ struct FixedPointState {
   /// splitmix64's finaliser: Steele, Lea & Flood 2014), so its value does not depend on the
   /// thread count. Costs one pass over the state.
   std::uint64_t digest() const {
-    auto mix = [](std::uint64_t z) {
-      z += 0x9e3779b97f4a7c15ull;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      return z ^ (z >> 31);
-    };
     const std::ptrdiff_t n = std::ptrdiff_t(x.size());
     unsigned long long sum = 0;
     DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : sum))
-    for (std::ptrdiff_t i = 0; i < n; ++i) {
-      std::uint64_t h = std::uint64_t(i) * 0xd6e8feb86659fd93ull;
-      for (int d = 0; d < 3; ++d) h = (h ^ x[i][d]) * 0x9fb21c651e98df25ull;
-      for (int d = 0; d < 3; ++d)
-        h = (h ^ static_cast<std::uint64_t>(p[i][d])) * 0xc2b2ae3d27d4eb4full;
-      sum += mix(h);
-    }
-    std::uint64_t q;
-    static_assert(sizeof(q) == sizeof(momentum_quantum), "double is 64 bits");
-    std::memcpy(&q, &momentum_quantum, sizeof(q));
-    return mix(std::uint64_t(sum) ^ mix(q ^ std::uint64_t(n)));
+    for (std::ptrdiff_t i = 0; i < n; ++i)
+      sum += fixed_state::digest_term(std::uint64_t(i), x[i].data(), p[i].data());
+    return fixed_state::digest_finish(std::uint64_t(sum), momentum_quantum, std::uint64_t(n));
   }
 
   /// Largest magnitude, in quanta, of a value or an increment: 2^62 leaves a factor 2 of
   /// headroom in the 64-bit integers (for a position increment: a quarter box per drift).
-  static constexpr double max_quanta = 0x1p62;
+  static constexpr double max_quanta = fixed_state::max_quanta;
 
   /// Throws InvalidArgument for a value or increment of `v` quanta beyond max_quanta.
   [[noreturn]] static void throw_overflow(const char* what, double v) {
@@ -230,30 +276,38 @@ void fixed_kick(FixedPointState& st, double K, const std::vector<std::array<T, 3
   for (std::ptrdiff_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) {
       const double v = c * double(F[i][d]);
-      if (!(std::fabs(v) < FixedPointState::max_quanta)) {
-        worst = std::isnan(v) ? HUGE_VAL : std::max(worst, std::fabs(v));
+      std::int64_t inc;
+      if (!fixed_state::increment(v, inc)) {
+        worst = std::max(worst, fixed_state::overflow_magnitude(v));
         continue;
       }
-      st.p[i][d] += sign * std::int64_t(std::llround(v));
+      st.p[i][d] += sign * inc;
     }
   if (worst > 0.0) FixedPointState::throw_overflow("kick increment", worst);
 }
 
-/// X += s round(D q_p P 2^64 / L): modular, so periodic. Computed from P alone.
-inline void fixed_drift(FixedPointState& st, double D, int sign) {
+/// The factor of a drift by D along axis d: X += round(c_d P), c_d = D q_p 2^64 / L_d.
+inline std::array<double, 3> drift_factors(const FixedPointState& st, double D) {
   std::array<double, 3> c;
   for (int d = 0; d < 3; ++d) c[d] = D * st.momentum_quantum * FixedPointState::two_64 / st.box[d];
+  return c;
+}
+
+/// X += s round(D q_p P 2^64 / L): modular, so periodic. Computed from P alone.
+inline void fixed_drift(FixedPointState& st, double D, int sign) {
+  const std::array<double, 3> c = drift_factors(st, D);
   const std::ptrdiff_t n = std::ptrdiff_t(st.x.size());
   double worst = 0.0;
   DIFFPM_OMP(omp parallel for schedule(static) reduction(max : worst))
   for (std::ptrdiff_t i = 0; i < n; ++i)
     for (int d = 0; d < 3; ++d) {
       const double v = c[d] * double(st.p[i][d]);
-      if (!(std::fabs(v) < FixedPointState::max_quanta)) {
-        worst = std::isnan(v) ? HUGE_VAL : std::max(worst, std::fabs(v));
+      std::int64_t inc_signed;
+      if (!fixed_state::increment(v, inc_signed)) {
+        worst = std::max(worst, fixed_state::overflow_magnitude(v));
         continue;
       }
-      const std::uint64_t inc = static_cast<std::uint64_t>(std::int64_t(std::llround(v)));
+      const std::uint64_t inc = static_cast<std::uint64_t>(inc_signed);
       st.x[i][d] = sign > 0 ? st.x[i][d] + inc : st.x[i][d] - inc;
     }
   if (worst > 0.0) FixedPointState::throw_overflow("drift increment", worst);

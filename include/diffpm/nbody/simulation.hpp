@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/backend/tags.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/model.hpp"
 #include "diffpm/ic/linear_field.hpp"
@@ -23,6 +24,11 @@
 #include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/time_steps.hpp"
 #include "diffpm/particles/lpt.hpp"
+#if defined(DIFFPM_WITH_DEVICE)
+#include "diffpm/backend/device/memory.hpp"
+#include "diffpm/nbody/pm_force_device.hpp"
+#include "diffpm/nbody/reversible_device.hpp"
+#endif
 
 namespace diffpm::nbody {
 
@@ -42,6 +48,13 @@ struct SimulationConfig {
   Stepper stepper = Stepper::fastpm;
   mesh::ForceKernelOptions kernel{};
   int threads = 0;  ///< FFT threads; 0 = the OpenMP thread count
+  /// Where the PM steps run: cpu, or cuda (the device backend, backend/device/: on the GPU in
+  /// a cuda build, on the host in an omp build; the translation unit must be compiled with
+  /// diffpm::device). The initial conditions are made on the CPU either way and the particles
+  /// cross to the device once; the result is bitwise the CPU's in an omp build and equal to
+  /// FFT rounding on a GPU (docs/design.md, "Backends"). Lightcone snapshots and gradient runs
+  /// take the CPU backend for now (InvalidArgument otherwise).
+  BackendKind backend = BackendKind::cpu;
 
   /// Throws InvalidArgument naming the value for inconsistent settings.
   void validate() const {
@@ -91,6 +104,60 @@ struct EvolveOptions {
   ParticleState<T>* lpt_final = nullptr;
   std::function<void(const std::string&)> progress;
 };
+
+namespace detail {
+
+/// The PM steps of evolve() on the device backend: the state crosses to the device once, the
+/// steps run there (nbody/reversible_device.hpp, PmForce<T, Cuda>), the final state comes back.
+template <class T>
+FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
+                                 const std::vector<double>& a, const FixedPointState& state,
+                                 const IntegratorOptions& opt, const EvolveOptions<T>& eo) {
+  if (!opt.snapshots.empty() || eo.record) {
+    throw InvalidArgument(std::string("run_simulation: backend cuda runs plain forward runs so "
+                                      "far; ") +
+                          (eo.record ? "a run recorded for a gradient" : "lightcone snapshots") +
+                          " take the CPU backend");
+  }
+#if defined(DIFFPM_WITH_DEVICE)
+  device::require_device("run_simulation (backend cuda)");
+  const mesh::Grid force_grid(cfg.mesh, cfg.box);
+  const std::size_t np = state.x.size();
+  // The device state (48 B), positions and forces (2 x 3 T) per particle, and the force's meshes.
+  const std::size_t bytes =
+      np * (48 + 6 * sizeof(T)) + PmForce<T, Cuda>::device_bytes(force_grid, cfg.kernel);
+  device::require_memory(bytes,
+                         "run_simulation with " + std::to_string(np) + " particles on a " +
+                             force_grid.to_string() + " force mesh",
+                         "use fewer particles or a smaller mesh");
+  if (eo.progress)
+    eo.progress(std::string("PM steps on the device (") + device::system_name() + ")");
+  auto dstate = DeviceFixedPointState::upload(state);
+  PmForce<T, Cuda> force(force_grid, cfg.kernel, np);
+  const double Om = cosmo.Omega_m();
+  std::size_t calls = 0;
+  integrate_fixed_point<T>(
+      Cuda{}, cosmo, a, dstate,
+      [&](particles::Vec3View<const T> x, particles::Vec3View<T> F) {
+        if (calls > 0 && eo.progress) {
+          char msg[96];
+          std::snprintf(msg, sizeof msg, "step %zu/%d to a = %.4g", calls, cfg.steps, a[calls]);
+          eo.progress(msg);
+        }
+        ++calls;
+        force(x, Om, F);
+      },
+      opt);
+  return dstate.download();
+#else
+  (void)cosmo, (void)cfg, (void)a, (void)state;
+  throw InvalidArgument(
+      "run_simulation: backend cuda, but this code was compiled without the device backend "
+      "(configure diffpm with -DDIFFPM_DEVICE=cuda or omp and link diffpm::device)");
+#endif
+}
+
+}  // namespace detail
 
 /// The stages of every forward run after the linear field (docs/design.md, "Data flow"), shared
 /// by run_simulation, run_lensing_simulation and model::ForwardModel: the snapshots at
@@ -153,12 +220,14 @@ FixedPointState evolve(const cosmology::Model<double>& cosmo, const SimulationCo
   opt.snapshots.assign(snaps.begin() + std::ptrdiff_t(n_lpt_snaps), snaps.end());
   if (eo.integrator_options) *eo.integrator_options = opt;
   if (cfg.steps == 0) return state;
+  const auto a = time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing);
+  if (cfg.backend == BackendKind::cuda)
+    return detail::evolve_on_device<T>(cosmo, cfg, a, state, opt, eo);
 
   PmForce<T> force(
       eo.force_plan ? eo.force_plan : std::make_shared<const FftPlan<T>>(force_grid, threads),
       cfg.kernel, state.x.size());
   const double Om = cosmo.Omega_m();
-  const auto a = time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing);
   std::size_t calls = 0;
   integrate_fixed_point<T>(
       cosmo, a, state,

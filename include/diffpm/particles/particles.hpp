@@ -8,6 +8,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "diffpm/core/host_device.hpp"
+
 namespace diffpm::particles {
 
 /// Particle positions (or displacements, velocities, their adjoints): one (x, y, z) per
@@ -28,15 +30,17 @@ struct Vec3View {
   std::ptrdiff_t stride = sizeof(T);  ///< bytes from one vector to the next
   std::size_t size = 0;
 
-  T& operator()(std::size_t i, int d) const {
+  DIFFPM_HOST_DEVICE T& operator()(std::size_t i, int d) const {
     return *reinterpret_cast<T*>(reinterpret_cast<Byte*>(component[d]) +
                                  std::ptrdiff_t(i) * stride);
   }
   std::array<std::remove_const_t<T>, 3> operator[](std::size_t i) const {
     return {(*this)(i, 0), (*this)(i, 1), (*this)(i, 2)};
   }
-  /// The read-only view of the same memory.
-  operator Vec3View<const T>() const {
+  /// The read-only view of the same memory (for a mutable view only: a conversion of a
+  /// read-only view to its own type would never be called).
+  template <class U = T, class = std::enable_if_t<!std::is_const_v<U>>>
+  operator Vec3View<const U>() const {
     return {{component[0], component[1], component[2]}, stride, size};
   }
 };

@@ -1,0 +1,392 @@
+/// \file
+/// \brief The bit-exactly reversible fixed-point integrator of nbody/reversible.hpp on the device
+/// backend: the state, the kicks and drifts, the forward, backward and adjoint passes, with the
+/// particles in device memory from the first step to the last.
+///
+/// Every integer update is the CPU's (the fixed_state:: functions of reversible.hpp), so a
+/// device run from the same state with a force that gives the same bits reaches the same
+/// integers, and forward then backward restores every step bit for bit on any backend: the
+/// increments are recomputed from the same integers and the same deterministic force. Overflow
+/// is detected before a kick or drift changes anything (one reduction), so a failed update
+/// leaves the state as it was.
+///
+/// Not yet on the device: snapshots inside steps (the lightcone; the options must hold none)
+/// and the store and checkpoint adjoint modes (the reverse mode keeps memory flat in the steps,
+/// which is what a GPU run needs).
+#pragma once
+
+#include <thrust/execution_policy.h>
+#include <thrust/functional.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/iterator/transform_iterator.h>
+#include <thrust/reduce.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "diffpm/backend/device/memory.hpp"
+#include "diffpm/backend/device/parallel.hpp"
+#include "diffpm/backend/tags.hpp"
+#include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
+#include "diffpm/nbody/reversible.hpp"
+#include "diffpm/particles/particles.hpp"
+
+namespace diffpm::nbody {
+
+/// FixedPointState in device memory: 3 unsigned positions and 3 signed momenta per particle,
+/// packed (particle-major, as the CPU state's arrays of triples).
+struct DeviceFixedPointState {
+  std::array<double, 3> box{};
+  double momentum_quantum = 0.0;
+  device::Buffer<std::uint64_t> x;
+  device::Buffer<std::int64_t> p;
+  std::size_t size = 0;
+
+  /// A device copy of a host state (validated first).
+  static DeviceFixedPointState upload(const FixedPointState& s) {
+    s.validate("device fixed-point state");
+    DeviceFixedPointState d;
+    d.box = s.box;
+    d.momentum_quantum = s.momentum_quantum;
+    d.size = s.x.size();
+    d.x = device::Buffer<std::uint64_t>(3 * d.size);
+    d.p = device::Buffer<std::int64_t>(3 * d.size);
+    if (d.size) {
+      d.x.upload(s.x[0].data());
+      d.p.upload(s.p[0].data());
+    }
+    return d;
+  }
+  /// The host copy.
+  FixedPointState download() const {
+    FixedPointState s;
+    s.box = box;
+    s.momentum_quantum = momentum_quantum;
+    s.x.resize(size);
+    s.p.resize(size);
+    if (size) {
+      x.download(s.x[0].data());
+      p.download(s.p[0].data());
+    }
+    return s;
+  }
+  /// A second device copy.
+  DeviceFixedPointState clone() const {
+    DeviceFixedPointState d;
+    d.box = box;
+    d.momentum_quantum = momentum_quantum;
+    d.size = size;
+    d.x = device::Buffer<std::uint64_t>(3 * size);
+    d.p = device::Buffer<std::int64_t>(3 * size);
+    device::copy(d.x.data(), x.data(), 3 * size * sizeof(std::uint64_t));
+    device::copy(d.p.data(), p.data(), 3 * size * sizeof(std::int64_t));
+    return d;
+  }
+
+  /// The positions as T (device view of size particles), FixedPointState::positions'
+  /// arithmetic.
+  template <class T>
+  void positions(particles::Vec3View<T> out) const {
+    check_out(out.size, "positions");
+    const std::uint64_t* X = x.data();
+    const std::array<double, 3> L = box;
+    backend::for_each_index(Cuda{}, size, [=] DIFFPM_LAMBDA(std::size_t i) {
+      for (int d = 0; d < 3; ++d)
+        out(i, d) = static_cast<T>(fixed_state::position(L[d], X[3 * i + d]));
+    });
+  }
+  /// The momenta as T (device view), FixedPointState::momenta's arithmetic.
+  template <class T>
+  void momenta(particles::Vec3View<T> out) const {
+    check_out(out.size, "momenta");
+    const std::int64_t* P = p.data();
+    const double q = momentum_quantum;
+    backend::for_each_index(Cuda{}, size, [=] DIFFPM_LAMBDA(std::size_t i) {
+      for (int d = 0; d < 3; ++d) out(i, d) = static_cast<T>(double(P[3 * i + d]) * q);
+    });
+  }
+
+  /// FixedPointState::digest of the same integers (a sum modulo 2^64: the same value whatever
+  /// the order of the reduction).
+  std::uint64_t digest() const {
+    const std::uint64_t* X = x.data();
+    const std::int64_t* P = p.data();
+    auto term = [X, P] DIFFPM_LAMBDA(std::size_t i) -> unsigned long long {
+      return fixed_state::digest_term(std::uint64_t(i), X + 3 * i, P + 3 * i);
+    };
+    unsigned long long sum = 0;
+    if (size) {
+      const auto first =
+          thrust::make_transform_iterator(thrust::counting_iterator<std::size_t>(0), term);
+      sum = thrust::reduce(backend::device_detail::policy(), first, first + size, 0ull,
+                           thrust::plus<unsigned long long>());
+    }
+    return fixed_state::digest_finish(std::uint64_t(sum), momentum_quantum, std::uint64_t(size));
+  }
+
+  void check_out(std::size_t n, const char* what) const {
+    if (n != size) {
+      throw InvalidArgument("device fixed-point state: a view of " + std::to_string(n) + " " +
+                            what + " for " + std::to_string(size) + " particles");
+    }
+  }
+};
+
+namespace device_detail {
+
+/// P += s round(K F / q_p) on the device; nothing changes if an increment would overflow.
+template <class T>
+void fixed_kick(DeviceFixedPointState& st, double K, particles::ConstView<T> F, int sign) {
+  const double c = K / st.momentum_quantum;
+  const double worst = backend::reduce_max(Cuda{}, st.size, 0.0, [=] DIFFPM_LAMBDA(std::size_t i) {
+    double w = 0.0;
+    for (int d = 0; d < 3; ++d) {
+      const double m = fixed_state::overflow_magnitude(c * double(F(i, d)));
+      w = m > w ? m : w;
+    }
+    return w;
+  });
+  if (worst > 0.0) FixedPointState::throw_overflow("kick increment", worst);
+  std::int64_t* P = st.p.data();
+  backend::for_each_index(Cuda{}, st.size, [=] DIFFPM_LAMBDA(std::size_t i) {
+    for (int d = 0; d < 3; ++d) {
+      std::int64_t inc = 0;
+      fixed_state::increment(c * double(F(i, d)), inc);
+      P[3 * i + d] += sign * inc;
+    }
+  });
+}
+
+/// X += s round(D q_p P 2^64 / L) on the device (modular); nothing changes on overflow.
+inline void fixed_drift(DeviceFixedPointState& st, double D, int sign) {
+  std::array<double, 3> c;
+  for (int d = 0; d < 3; ++d) c[d] = D * st.momentum_quantum * fixed_state::two_64 / st.box[d];
+  const std::int64_t* P = st.p.data();
+  const double worst = backend::reduce_max(Cuda{}, st.size, 0.0, [=] DIFFPM_LAMBDA(std::size_t i) {
+    double w = 0.0;
+    for (int d = 0; d < 3; ++d) {
+      const double m = fixed_state::overflow_magnitude(c[d] * double(P[3 * i + d]));
+      w = m > w ? m : w;
+    }
+    return w;
+  });
+  if (worst > 0.0) FixedPointState::throw_overflow("drift increment", worst);
+  std::uint64_t* X = st.x.data();
+  backend::for_each_index(Cuda{}, st.size, [=] DIFFPM_LAMBDA(std::size_t i) {
+    for (int d = 0; d < 3; ++d) {
+      std::int64_t inc_signed = 0;
+      fixed_state::increment(c[d] * double(P[3 * i + d]), inc_signed);
+      const std::uint64_t inc = static_cast<std::uint64_t>(inc_signed);
+      X[3 * i + d] = sign > 0 ? X[3 * i + d] + inc : X[3 * i + d] - inc;
+    }
+  });
+}
+
+inline void check_no_snapshots(const IntegratorOptions& options, const char* fn) {
+  if (!options.snapshots.empty()) {
+    throw InvalidArgument(std::string(fn) + ": " + std::to_string(options.snapshots.size()) +
+                          " snapshots requested, but the device integrator does not take "
+                          "snapshots inside steps yet (run the lightcone on the CPU backend)");
+  }
+}
+
+/// Packed T triples in device memory (the integrator's scratch: positions, forces, F_bar).
+template <class T>
+struct Triples {
+  device::Buffer<T> data;
+  std::size_t size = 0;
+  explicit Triples(std::size_t n) : data(3 * n), size(n) {}
+  particles::Vec3View<T> view() const {
+    T* p = data.data();
+    return {{p, p + 1, p + 2}, std::ptrdiff_t(3 * sizeof(T)), size};
+  }
+};
+
+/// out = k v on the device.
+template <class T>
+void scaled_copy(T k, particles::Vec3View<T> v, particles::Vec3View<T> out) {
+  backend::for_each_index(Cuda{}, v.size, [=] DIFFPM_LAMBDA(std::size_t i) {
+    for (int d = 0; d < 3; ++d) out(i, d) = k * v(i, d);
+  });
+}
+
+/// sum_i sum_d a_id b_id in double, grouped as the CPU's deterministic_sum.
+template <class T>
+double dot(particles::ConstView<T> a, particles::ConstView<T> b) {
+  return backend::deterministic_sum(Cuda{}, a.size, [=] DIFFPM_LAMBDA(std::size_t i) {
+    double s = 0.0;
+    for (int d = 0; d < 3; ++d) s += double(a(i, d)) * double(b(i, d));
+    return s;
+  });
+}
+
+/// The drift's adjoint, as the CPU's: p_bar += D v and returns <v, p'> with p' the momenta of
+/// the state (read from the integers as momenta() does).
+template <class T>
+double drift_adjoint(const DeviceFixedPointState& state, T Dt, particles::ConstView<T> v,
+                     particles::Vec3View<T> p_bar) {
+  const std::int64_t* P = state.p.data();
+  const double q = state.momentum_quantum;
+  return backend::deterministic_sum(Cuda{}, state.size, [=] DIFFPM_LAMBDA(std::size_t j) {
+    double s = 0.0;
+    for (int d = 0; d < 3; ++d) {
+      const T p_mid = static_cast<T>(double(P[3 * j + d]) * q);
+      p_bar(j, d) += Dt * v(j, d);
+      s += double(v(j, d)) * double(p_mid);
+    }
+    return s;
+  });
+}
+
+}  // namespace device_detail
+
+/// integrate_fixed_point (reversible.hpp) on the device: `force(x, F)` takes device views
+/// (particles::Vec3View<const T> positions, particles::Vec3View<T> forces), for instance a
+/// PmForce<T, Cuda> wrapped in a lambda with Omega_m. With `record` (mode reverse), the run
+/// keeps the digests of its first and last states for the reverse pass's checks.
+template <class T, class Force>
+void integrate_fixed_point(Cuda, const cosmology::Model<double>& cosmo,
+                           const std::vector<double>& a_steps, DeviceFixedPointState& state,
+                           Force&& force, const IntegratorOptions& options = {},
+                           FixedPointRecord* record = nullptr) {
+  const char* fn = "integrate_fixed_point (device)";
+  detail::check_steps(a_steps, fn);
+  device_detail::check_no_snapshots(options, fn);
+  if (record && record->mode != AdjointMode::reverse) {
+    throw InvalidArgument(std::string(fn) +
+                          ": only AdjointMode::reverse runs on the device "
+                          "(its memory is flat in the number of steps)");
+  }
+  const StepFactors<double> factors(cosmo, options.stepper);
+  device_detail::Triples<T> x(state.size), F(state.size);
+  if (record) {
+    record->half_steps.clear();
+    record->has_digests = true;
+    record->start_digest = state.digest();
+  }
+  state.positions(x.view());
+  force(particles::Vec3View<const T>(x.view()), F.view());
+  for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
+    const KdkCoefficients<double> c = factors.step(a_steps[i], a_steps[i + 1]);
+    device_detail::fixed_kick<T>(state, c.kick_first, F.view(), +1);
+    device_detail::fixed_drift(state, c.drift, +1);
+    state.positions(x.view());
+    force(particles::Vec3View<const T>(x.view()), F.view());
+    device_detail::fixed_kick<T>(state, c.kick_second, F.view(), +1);
+  }
+  if (record) record->end_digest = state.digest();
+}
+
+/// integrate_fixed_point_backward (reversible.hpp) on the device: from the state at
+/// a_steps.back() it restores the state at a_steps.front() bit for bit.
+template <class T, class Force>
+void integrate_fixed_point_backward(Cuda, const cosmology::Model<double>& cosmo,
+                                    const std::vector<double>& a_steps,
+                                    DeviceFixedPointState& state, Force&& force,
+                                    const IntegratorOptions& options = {}) {
+  const char* fn = "integrate_fixed_point_backward (device)";
+  detail::check_steps(a_steps, fn);
+  device_detail::check_no_snapshots(options, fn);
+  const StepFactors<double> factors(cosmo, options.stepper);
+  device_detail::Triples<T> x(state.size), F(state.size);
+  state.positions(x.view());
+  force(particles::Vec3View<const T>(x.view()), F.view());
+  for (std::size_t i = a_steps.size() - 1; i-- > 0;) {
+    const KdkCoefficients<double> c = factors.step(a_steps[i], a_steps[i + 1]);
+    device_detail::fixed_kick<T>(state, c.kick_second, F.view(), -1);
+    device_detail::fixed_drift(state, c.drift, -1);
+    state.positions(x.view());
+    force(particles::Vec3View<const T>(x.view()), F.view());
+    device_detail::fixed_kick<T>(state, c.kick_first, F.view(), -1);
+  }
+}
+
+/// integrate_fixed_point_adjoint (reversible.hpp) in reverse mode on the device: on entry
+/// `state` is the final state and x_bar, p_bar (device views) hold dL/dx, dL/dp there; on return
+/// they hold dL/dx, dL/dp at a_steps.front() and `state` is the initial state, rebuilt bit for
+/// bit (checked against `record`'s digests when given: InvalidArgument if `state` is not the
+/// run's final state, ReversibilityError if the rebuilt first state differs).
+/// `force_and_adjoint(x, F_bar, F, x_bar)` takes device views and must set F to the force at x
+/// (bit for bit the forward force), accumulate x_bar += (dF/dx)^T F_bar and return dL/d(its
+/// scalar), as PmForce<T, Cuda>::value_and_adjoint does. The sums over particles are grouped
+/// as on the CPU (backend::deterministic_sum).
+template <class T, class ForceAndAdjoint>
+IntegratorGradient integrate_fixed_point_adjoint(
+    Cuda, const cosmology::Model<double>& cosmo, const std::vector<double>& a_steps,
+    DeviceFixedPointState& state, ForceAndAdjoint&& force_and_adjoint, particles::Vec3View<T> x_bar,
+    particles::Vec3View<T> p_bar, const IntegratorOptions& options = {},
+    const FixedPointRecord* record = nullptr) {
+  const char* fn = "integrate_fixed_point_adjoint (device)";
+  detail::check_steps(a_steps, fn);
+  device_detail::check_no_snapshots(options, fn);
+  if (record && record->mode != AdjointMode::reverse) {
+    throw InvalidArgument(std::string(fn) + ": only AdjointMode::reverse runs on the device");
+  }
+  if (record && record->has_digests && state.digest() != record->end_digest) {
+    throw InvalidArgument(std::string(fn) +
+                          ": the state is not the final state of the recorded run (its digest "
+                          "differs); pass the state integrate_fixed_point returned, unchanged");
+  }
+  const std::size_t np = state.size;
+  if (x_bar.size != np || p_bar.size != np) {
+    throw InvalidArgument(std::string(fn) + ": x_bar and p_bar hold " + std::to_string(x_bar.size) +
+                          " and " + std::to_string(p_bar.size) + " entries for " +
+                          std::to_string(np) + " particles");
+  }
+  const std::size_t n = a_steps.size() - 1;
+  const StepFactors<double> factors(cosmo, options.stepper);
+  IntegratorGradient g;
+  g.kick_first.assign(n, 0.0);
+  g.kick_second.assign(n, 0.0);
+  g.drift.assign(n, 0.0);
+  std::vector<KdkCoefficients<double>> coef;
+  for (std::size_t i = 0; i < n; ++i) coef.push_back(factors.step(a_steps[i], a_steps[i + 1]));
+  device_detail::Triples<T> x(np), F(np), F_bar(np);
+  const particles::Vec3View<T> Fv = F.view(), Fbv = F_bar.view();
+
+  // At a boundary with total kick factor k: F and the force adjoint with F_bar = k p_bar in one
+  // call; returns <p_bar, F> = dL/dK of both kicks there.
+  auto boundary = [&](double k) {
+    device_detail::scaled_copy(static_cast<T>(k), p_bar, Fbv);
+    state.positions(x.view());
+    g.force_scalar += force_and_adjoint(particles::Vec3View<const T>(x.view()),
+                                        particles::Vec3View<const T>(Fbv), Fv, x_bar);
+    return device_detail::dot<T>(particles::Vec3View<const T>(p_bar),
+                                 particles::Vec3View<const T>(Fv));
+  };
+  // p_bar += D x_bar; returns <x_bar, p'> with p' the half-step momenta of the state.
+  auto drift_adjoint = [&](double D) {
+    return device_detail::drift_adjoint<T>(state, static_cast<T>(D),
+                                           particles::Vec3View<const T>(x_bar), p_bar);
+  };
+
+  g.kick_second[n - 1] = boundary(coef[n - 1].kick_second);
+  for (std::size_t i = n; i-- > 0;) {
+    const particles::Vec3View<const T> Fc(Fv);
+    device_detail::fixed_kick<T>(state, coef[i].kick_second, Fc, -1);
+    // The drift factor as the CPU adjoint forms it (drift_within to the step's end).
+    const double D = factors.drift_within(a_steps[i], a_steps[i + 1], a_steps[i + 1]);
+    device_detail::fixed_drift(state, D, -1);
+    g.drift[i] = drift_adjoint(D);
+    const double k1 = coef[i].kick_first;
+    const double c = boundary(i > 0 ? k1 + coef[i - 1].kick_second : k1);
+    device_detail::fixed_kick<T>(state, k1, Fc, -1);
+    g.kick_first[i] = c;
+    if (i > 0) g.kick_second[i - 1] = c;
+  }
+  if (record && record->has_digests && state.digest() != record->start_digest) {
+    throw ReversibilityError(
+        std::string(fn) +
+        ": the reverse pass did not rebuild the run's first state bit for bit, so the gradient "
+        "it computed is wrong. The force of the reverse pass (force_and_adjoint) differed from "
+        "the forward pass's at some step: it must be the same deterministic function of the "
+        "positions, bit for bit.");
+  }
+  return g;
+}
+
+}  // namespace diffpm::nbody
