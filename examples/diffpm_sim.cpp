@@ -4,7 +4,7 @@
 //   diffpm-sim [cosmology flags as diffpm-cosmology] [--box L] [--particles N] [--mesh M]
 //              [--steps S] [--a-start A0] [--a-end A1] [--lpt-order 1|2] [--seed SEED]
 //              [--white-noise FILE.npy] [--fixed-amplitude] [--precision float|double]
-//              [--threads T]
+//              [--threads T] [--backend cpu|cuda]
 //              [--stepper fastpm|leapfrog] [--save-particles] [--save-density]
 //              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
 //               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]
@@ -147,6 +147,9 @@ void print_help() {
       "  --stepper S        fastpm (exact linear growth) or leapfrog [fastpm]\n"
       "  --precision P      float or double [%s]\n"
       "  --threads T        OpenMP and FFTW threads [all]\n"
+      "  --backend B        cpu, or cuda: the PM steps on the device backend (the GPU in a\n"
+      "                     cuda build, the same code on the host in an omp build; plain\n"
+      "                     runs only, not --lensing or --loss-target) [cpu]\n"
       "\n"
       "Lensing (--lensing; docs/lensing.md):\n"
       "  --lensing          paint a lightcone (observer at the middle of the x = 0 face,\n"
@@ -360,6 +363,10 @@ Options parse_arguments(int argc, char** argv) {
       if (o.precision != "float" && o.precision != "double") {
         throw UsageError("--precision '" + o.precision + "' must be float or double");
       }
+    } else if (flag == "--backend") {
+      const std::string t = value();
+      if (t != "cpu" && t != "cuda") throw UsageError("--backend '" + t + "' must be cpu or cuda");
+      o.sim.backend = diffpm::parse_backend(t);
     } else if (flag == "--threads") {
       o.threads = parse_count(flag, value(), 1);
     } else if (flag == "--fov" || flag == "--pixels" || flag == "--planes" ||
@@ -453,6 +460,15 @@ Options parse_arguments(int argc, char** argv) {
   if (!loss && !o.loss_flag.empty()) throw UsageError(o.loss_flag + " needs --loss-target");
   if (loss && !o.lensing) {
     throw UsageError("--loss-target needs --lensing (the loss compares convergence maps)");
+  }
+  if (o.sim.backend == diffpm::BackendKind::cuda) {
+    if (o.lensing) throw UsageError("--backend cuda runs plain simulations so far, not --lensing");
+    if (!diffpm::device_backend_compiled()) {
+      throw UsageError(
+          "--backend cuda: this diffpm-sim was built without the device backend "
+          "(configure with -DDIFFPM_DEVICE=cuda, or omp to run the device code on "
+          "the host)");
+    }
   }
   if (!o.lensing && !o.lensing_flag.empty()) {
     throw UsageError(o.lensing_flag + " needs --lensing");
@@ -713,7 +729,8 @@ void run(const Options& o) {
   say("diffpm-sim: " + std::to_string(cfg.particles[0]) + "^3 particles, " +
       std::to_string(cfg.mesh[0]) + "^3 mesh, box " + format_short(cfg.box[0]) + " Mpc/h, " +
       std::to_string(cfg.steps) + " steps, " + o.precision + ", " +
-      std::to_string(diffpm::max_threads()) + " threads");
+      std::to_string(diffpm::max_threads()) + " threads, backend " +
+      diffpm::to_string(cfg.backend));
   if (o.lensing) {
     say("lightcone: " + std::to_string(o.lens.planes) + " planes, " +
         std::to_string(o.lens.map.pixels) + "^2 pixels on " + format_short(o.lens.map.fov_deg) +

@@ -116,6 +116,43 @@ TEST_CASE("cli: diffpm-sim is reproducible for a seed", "[cli][sim]") {
   CHECK(read_csv(a.path / "power.csv", h) == read_csv(b.path / "power.csv", h));
 }
 
+TEST_CASE("cli: diffpm-sim --backend cuda runs the device code path or says why it cannot",
+          "[cli][sim]") {
+  // DIFFPM_TEST_DEVICE is the build's DIFFPM_DEVICE: omp runs the device code on the host and
+  // must give the CPU's bytes; cuda needs a GPU (none on CI machines: a clear error then); none
+  // has no device code at all.
+  const TempDir cpu, dev;
+  auto args_cpu = small(cpu.path.string()), args_dev = small(dev.path.string());
+  args_cpu.insert(args_cpu.end(), {"--seed", "7", "--backend", "cpu"});
+  args_dev.insert(args_dev.end(), {"--seed", "7", "--backend", "cuda"});
+  REQUIRE(run_program(exe(), args_cpu).status == 0);
+  const Result r = run_program(exe(), args_dev);
+  const std::string device = DIFFPM_TEST_DEVICE;
+  if (device == "omp") {
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.err, Catch::Contains("backend cuda") && Catch::Contains("on the device"));
+    std::ifstream a(cpu.path / "power.csv"), b(dev.path / "power.csv");
+    std::stringstream sa, sb;
+    sa << a.rdbuf();
+    sb << b.rdbuf();
+    CHECK(sa.str() == sb.str());
+  } else if (device == "cuda") {
+    if (r.status != 0) {
+      CHECK(r.status == 1);
+      CHECK_THAT(r.err, Catch::Contains("no CUDA device"));
+    }
+  } else {
+    CHECK(r.status == 2);
+    CHECK_THAT(r.err, Catch::Contains("without the device backend"));
+  }
+  const Result lens = run_program(
+      exe(), {"--backend", "cuda", "--lensing", "--z-source", "1", "--out", dev.path.string()});
+  CHECK(lens.status == 2);
+  const Result bad = run_program(exe(), {"--backend", "gpu", "--out", dev.path.string()});
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--backend 'gpu'"));
+}
+
 TEST_CASE("cli: diffpm-sim rejects bad input with exit code 2 naming the flag and value",
           "[cli][sim][errors]") {
   const TempDir dir;
