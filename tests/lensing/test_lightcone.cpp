@@ -2,6 +2,7 @@
 // thread counts, the adjoints of shell painting, plane sampling and the Born sum by dot-product
 // tests against independent tangents, and the analytic checks: a uniform particle
 // distribution gives kappa = 0, a thin overdense sheet gives the thin-lens kappa.
+#include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -136,6 +137,24 @@ TEMPLATE_TEST_CASE("paint_shell matches a brute-force deposit and is thread-coun
     CHECK(one.data == two.data);
     CHECK(one.data == plane.data);
   }
+}
+
+TEMPLATE_TEST_CASE("paint_shell does not depend on the particle order (fixed-point deposit)",
+                   "[lensing][lightcone][determinism]", float, double) {
+  using T = TestType;
+  const auto x = random_positions<T>(3000, 3);
+  Positions<T> reversed(x.rbegin(), x.rend());
+  Positions<T> shuffled = x;
+  std::mt19937_64 rng(4);
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  const Replicas rep = Replicas::centred(kBox, true, 7, true);
+  const double chi = 230.0, width = 35.0;
+  Plane<T> a(plane_grid(chi)), b(plane_grid(chi)), c(plane_grid(chi));
+  lensing::paint_shell(x, rep, chi, width, a);
+  lensing::paint_shell(reversed, rep, chi, width, b);
+  lensing::paint_shell(shuffled, rep, chi, width, c);
+  CHECK(a.data == b.data);
+  CHECK(a.data == c.data);
 }
 
 TEMPLATE_TEST_CASE("paint_shell_adjoint passes the dot-product test", "[lensing][adjoint]", float,

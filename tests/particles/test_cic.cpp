@@ -110,7 +110,7 @@ double norm(const A& a) {
 }
 
 // Brute-force CIC deposit straight from the convention, in double: the reference the bucketed,
-// coloured paint is checked against.
+// fixed-point paint is checked against.
 template <class T>
 std::vector<double> reference_paint(const Positions<T>& x, const Grid& g,
                                     const std::vector<T>& weights) {
@@ -540,8 +540,7 @@ TEMPLATE_TEST_CASE("paint_cic is bitwise reproducible across runs and thread cou
                    "[particles][cic][determinism]", float, double) {
   using T = TestType;
   ThreadGuard guard;
-  // 32^3 (even n_x: two colours), 31 x 32 x 33 (odd n_x: a third phase for the wrapping chunk),
-  // and 3 x 4 x 5 (every chunk neighbours every other).
+  // 32^3, 31 x 32 x 33 (odd n_x) and 3 x 4 x 5 (every bucket neighbours every other).
   for (const Grid& g : {Grid::cube(32, 100.0), Grid({31, 32, 33}, {90.0, 100.0, 110.0}),
                         Grid({3, 4, 5}, {10.0, 10.0, 10.0})}) {
     const auto x = random_positions<T>(100000, g, 61, -0.2, 1.2);
@@ -553,8 +552,8 @@ TEMPLATE_TEST_CASE("paint_cic is bitwise reproducible across runs and thread cou
       return mesh;
     };
     const auto reference = paint(1);
-    // The coloured bucket schedule paints every particle: compare with the brute-force deposit
-    // (~100 additions per cell, each rounded by eps relative to the cell's scale).
+    // The plane gather paints every particle: compare with the brute-force deposit (~100
+    // terms per cell, each rounded by eps relative to the cell's scale, then to fixed point).
     const auto brute = reference_paint(x, g, weights);
     double max_err = 0.0, max_ref = 0.0;
     for (std::size_t c = 0; c < brute.size(); ++c) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/fixed_point.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/lensing/plane.hpp"
 #include "diffpm/lensing/replicas.hpp"
@@ -54,11 +55,11 @@ inline void check_shell(const Replicas& rep, double chi, double width, const Pla
   }
 }
 
-/// Particle groups of paint_shell, each with its own plane of doubles: 16 (enough parallelism
-/// for a workstation), fewer when 16 planes would take more than 256 MB. A function of the
-/// plane size alone, so that the painted plane does not depend on the thread count.
+/// Particle groups of paint_shell, each with its own plane of 64-bit integers: 16 (enough
+/// parallelism for a workstation), fewer when 16 planes would take more than 256 MB. (The
+/// painted plane does not depend on the groups: integer sums do not depend on their order.)
 inline int paint_groups(std::size_t plane_size) {
-  const std::size_t budget = (std::size_t(256) << 20) / sizeof(double);
+  const std::size_t budget = (std::size_t(256) << 20) / sizeof(fixed_point::Accumulator);
   return static_cast<int>(
       std::clamp<std::size_t>(budget / std::max<std::size_t>(plane_size, 1), 1, 16));
 }
@@ -128,6 +129,20 @@ void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
   }
 }
 
+/// The fixed-point terms of one image's deposit of weight w at plane point (tx, ty): term[2 c
+/// + e] for row c (ay.lo, ay.hi) and column e (ax.lo, ax.hi), to_fixed(w (1 - f_y or f_y) (1 -
+/// f_x or f_x), scale), the products formed left to right in double as the floating-point
+/// deposit did. Their values sum to at most |w| (up to rounding): the bound of paint_shell's
+/// scale.
+inline void shell_terms(const AxisStencil& ax, const AxisStencil& ay, double w, double scale,
+                        fixed_point::Accumulator term[4]) {
+  const double wy[2] = {w * (1.0 - ay.f), w * ay.f};
+  for (int c = 0; c < 2; ++c) {
+    term[2 * c] = fixed_point::to_fixed(wy[c] * (1.0 - ax.f), scale);
+    term[2 * c + 1] = fixed_point::to_fixed(wy[c] * ax.f, scale);
+  }
+}
+
 template <class T>
 void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* fn) {
   bool bad = false;
@@ -151,9 +166,15 @@ void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* 
 /// ds, whatever the shell's thickness (a shell-averaged s^2 would bias a thin sheet by
 /// Delta^2 / (6 chi^2)). nbar = `particle_density` per (Mpc/h)^3, or N / V_box when 0. Periodic
 /// images across the line of sight are enumerated explicitly (replicas.hpp), so a wide lightcone
-/// sees each structure where it really is, not folded back into one box width. The deposit is
-/// bitwise the same for any thread count (fixed particle groups, each painting its own plane, added
-/// in order: detail::paint_groups). Throws InvalidArgument on a non-finite position or a bad shell.
+/// sees each structure where it really is, not folded back into one box width.
+///
+/// The deposit is summed in 64-bit fixed point (core/fixed_point.hpp; docs/design.md,
+/// "Deterministic scatter"), so the plane is the same bits for any thread count and any particle
+/// order. A first pass over the images counts them (n) and takes the largest image weight w_max
+/// = max K Lambda(s) / s^2; the scale is fixed_point::scale_for(n, w_max), each term
+/// (detail::shell_terms) is rounded once to a multiple of 2^-62 n w_max, and a point's value is
+/// T(from_fixed(sum) - 1). Throws InvalidArgument on a non-finite position, image weight or a
+/// bad shell.
 template <class T>
 void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double chi, double width,
                  Plane<T>& plane, double particle_density = 0.0) {
@@ -163,34 +184,69 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   const PlaneGrid& g = plane.grid;
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
   const double K = detail::shell_norm(nbar, width, g.cell);
-  // Each of a fixed number of particle groups deposits into its own plane; the planes are then
-  // added in group order. The groups depend on the plane size only, so the sum is bitwise the
-  // same for any thread count; at most `groups` threads work (see detail::paint_groups).
+  const auto image_weight = [&](double s) {
+    return K * line_of_sight_hat(s, chi, width).value / (s * s);
+  };
+  // Each of a fixed number of particle groups works on its own plane (at most `groups` threads
+  // work: detail::paint_groups).
   const int groups = detail::paint_groups(g.size());
-  // Accumulated in double: a float plane summing ~10^6 particles would lose digits.
-  std::vector<double> partial(std::size_t(groups) * g.size(), 0.0);
+
+  // Pass 1: the number of images and the largest image weight (a count and a max: the same for
+  // any order), for the fixed-point scale.
+  struct alignas(64) GroupBound {
+    std::size_t images = 0;
+    double max_weight = 0.0;
+    bool finite = true;
+  };
+  std::vector<GroupBound> bounds(groups);
+  detail::for_each_image(
+      x, rep, g, chi, width, groups, image_weight,
+      [&](int b, std::size_t, double, double, double, const detail::ReplicaView&, double w) {
+        GroupBound& gb = bounds[b];
+        ++gb.images;
+        gb.finite = gb.finite && std::isfinite(w);
+        gb.max_weight = std::max(gb.max_weight, std::fabs(w));
+      });
+  std::size_t images = 0;
+  double max_weight = 0.0;
+  for (const auto& gb : bounds) {
+    if (!gb.finite) {
+      throw InvalidArgument(std::string(fn) + ": an image weight K Lambda(s) / s^2 is not finite " +
+                            "(shell at chi = " + format_number(chi) + " Mpc/h, width " +
+                            format_number(width) + ")");
+    }
+    images += gb.images;
+    max_weight = std::max(max_weight, gb.max_weight);
+  }
+  const auto scale = fixed_point::scale_for(images, max_weight, fn);
+
+  // Pass 2: each group sums its images' integer terms in its own plane; the planes are added.
+  std::vector<fixed_point::Accumulator> partial(std::size_t(groups) * g.size(), 0);
   const int n = g.n;
   detail::for_each_image(
-      x, rep, g, chi, width, groups,
-      [&](double s) { return K * line_of_sight_hat(s, chi, width).value / (s * s); },
+      x, rep, g, chi, width, groups, image_weight,
       [&](int b, std::size_t, double, double tx, double ty, const detail::ReplicaView&, double w) {
-        double* m = partial.data() + std::size_t(b) * g.size();
+        fixed_point::Accumulator* m = partial.data() + std::size_t(b) * g.size();
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
-        const double wy[2] = {w * (1.0 - ay.f), w * ay.f};
+        fixed_point::Accumulator term[4];
+        detail::shell_terms(ax, ay, w, scale.scale, term);
         const int jy[2] = {ay.lo, ay.hi};
         for (int c = 0; c < 2; ++c) {
           if (jy[c] < 0) continue;
-          double* row = m + std::size_t(jy[c]) * n;
-          if (ax.lo >= 0) row[ax.lo] += wy[c] * (1.0 - ax.f);
-          if (ax.hi >= 0) row[ax.hi] += wy[c] * ax.f;
+          fixed_point::Accumulator* row = m + std::size_t(jy[c]) * n;
+          if (ax.lo >= 0) row[ax.lo] += term[2 * c];
+          if (ax.hi >= 0) row[ax.hi] += term[2 * c + 1];
         }
       });
-  std::vector<double> acc(partial.begin(), partial.begin() + std::ptrdiff_t(g.size()));
-  for (int b = 1; b < groups; ++b) {
-    const double* m = partial.data() + std::size_t(b) * g.size();
-    for (std::size_t c = 0; c < g.size(); ++c) acc[c] += m[c];
+  const std::ptrdiff_t size = std::ptrdiff_t(g.size());
+  const fixed_point::Accumulator* part = partial.data();
+  T* out = plane.data.data();
+  DIFFPM_OMP(omp parallel for schedule(static))
+  for (std::ptrdiff_t c = 0; c < size; ++c) {
+    fixed_point::Accumulator sum = 0;
+    for (int b = 0; b < groups; ++b) sum += part[std::ptrdiff_t(b) * size + c];
+    out[c] = static_cast<T>(fixed_point::from_fixed(sum, scale.inverse) - 1.0);
   }
-  for (std::size_t c = 0; c < g.size(); ++c) plane.data[c] = static_cast<T>(acc[c] - 1.0);
 }
 
 /// The adjoint of paint_shell: given plane_bar = dL/ddelta, adds dL/dx to x_bar (sized to the

@@ -29,10 +29,12 @@
 
 #include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/fixed_point.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/grid.hpp"
 #include "diffpm/mesh/view.hpp"
+#include "diffpm/particles/detail/cic_fixed.hpp"
 #include "diffpm/particles/detail/cic_paint.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
 #include "diffpm/particles/particles.hpp"
@@ -85,13 +87,6 @@ void check_positions(const Positions<T>& positions, const char* function) {
   if (bad) throw_non_finite(positions, function);
 }
 
-/// What the bucketed paint carries per particle: the position and K weights.
-template <class T, int K>
-struct WeightedPoint {
-  T x[3];
-  T w[K];
-};
-
 /// The CIC readout at x: the interpolated value and, with Gradient, its position gradient (in
 /// mesh units per Mpc/h). Every readout of one mesh (readout_cic, its gradient and adjoints,
 /// PmForce's force) runs this one routine, so the value is the same arithmetic, bit for bit,
@@ -121,17 +116,6 @@ inline void interpolate(const T* m, const T x[3], const G& g, T& value, identity
       grad[2] += dw[2][c] * mc;
     }
   }
-}
-
-/// The CIC deposit of `weight` at x: m[i] += weight W_i(x) on the 8 points around it, the
-/// transpose of interpolate's value. Every paint of one weight per particle (paint_cic, the
-/// readout adjoint, CicPlan) runs it; the caller orders the deposits (detail::paint_by_planes).
-template <class T, class G>
-inline void deposit(T* m, const T x[3], const G& g, T weight) {
-  std::size_t idx[8];
-  T w[8];
-  cic_stencil(x, g, idx, w);
-  for (int c = 0; c < 8; ++c) m[idx[c]] += weight * w[c];
 }
 
 /// readout_cic's loop: out[p] = readout at x[p]; returns nonzero if a position is not finite.
@@ -180,27 +164,29 @@ void paint_adjoint_loop(const T* m, const G g, const std::array<T, 3>* x, const 
 // into a view writes only its n_x n_y n_z cells: FFTW's padding keeps what the caller put there.
 
 /// Deposits `weight` per particle on the CIC mesh points around it: mesh (+)= sum_p weight
-/// W(x_p). With accumulate = false the mesh is zeroed first. The sum is race-free and bitwise
-/// reproducible for any OpenMP thread count (detail::paint_by_planes). Scratch memory: one
-/// plane-sorted copy of the positions (and weights), 3 (+1) T per particle; no mesh copies. To
-/// paint a density contrast, use weight = n_cells / n_particles and subtract 1. Throws
-/// InvalidArgument, leaving the mesh untouched, on a non-finite position or a bad view.
+/// W(x_p); with accumulate = false the mesh's old values are ignored. The sum is taken in
+/// 64-bit fixed point (core/fixed_point.hpp; docs/design.md, "Deterministic scatter"): each
+/// term weight W_c(x_p) is rounded once to a multiple of 2^-62 n max|weight| (about 500 double
+/// ulp of the largest weight at 2^21 particles), then the integers are summed exactly, so the
+/// result is the same bits for any thread count and any particle order, and on every backend
+/// (detail::gather_planes). Scratch memory: one plane-sorted copy of the positions (and
+/// weights), 3 (+1) T per particle, and one plane of 64-bit integers per thread. To paint a
+/// density contrast, use weight = n_cells / n_particles and subtract 1. Throws
+/// InvalidArgument, leaving the mesh untouched, on a non-finite position or weight or a bad
+/// view.
 template <class T>
 void paint_cic(const Positions<T>& positions, mesh::RealView<T> mesh,
                detail::identity_t<T> weight = T(1), bool accumulate = false) {
   mesh::check_view(mesh, "paint_cic", "mesh");
+  const T w = weight;
+  const auto scale =
+      fixed_point::scale_for(positions.size(), detail::deposit_bound(w), "paint_cic");
   const auto* x = positions.data();
   const auto buckets =
       detail::bucket_by_plane<std::array<T, 3>>(positions, detail::cic_geometry<T>(mesh.grid),
                                                 "paint_cic", [x](std::size_t p) { return x[p]; });
-  if (!accumulate) detail::zero(mesh);
-  T* m = mesh.data;
-  detail::with_geometry<T>(mesh, [&](const auto& geometry) {
-    const auto g = geometry;
-    detail::paint_by_planes(buckets, g.n[0], [&](const std::array<T, 3>& item) {
-      detail::deposit(m, item.data(), g, T(weight));
-    });
-  });
+  detail::gather_planes<1, T>(buckets, {mesh}, {scale}, accumulate,
+                              [w](const std::array<T, 3>&, std::size_t, int) { return w; });
 }
 template <class T>
 void paint_cic(const Positions<T>& positions, mesh::RealField<T>& mesh,
@@ -209,25 +195,26 @@ void paint_cic(const Positions<T>& positions, mesh::RealField<T>& mesh,
   paint_cic(positions, mesh::view(mesh), weight, accumulate);
 }
 
-/// paint_cic with a weight per particle (weights.size() == positions.size()).
+/// paint_cic with a weight per particle (weights.size() == positions.size()); the fixed-point
+/// scale is that of n max_p |weights[p]|.
 template <class T>
 void paint_cic(const Positions<T>& positions, const std::vector<T>& weights, mesh::RealView<T> mesh,
                bool accumulate = false) {
   mesh::check_view(mesh, "paint_cic", "mesh");
   detail::check_size(weights.size(), positions.size(), "paint_cic", "weights");
-  const auto buckets = detail::bucket_by_plane<detail::WeightedPoint<T, 1>>(
+  const T* wp = weights.data();
+  const auto scale = fixed_point::scale_for(
+      weights.size(),
+      detail::max_deposit_bound(
+          weights.size(), [wp](std::size_t p) { return wp[p]; }, "paint_cic"),
+      "paint_cic");
+  using Item = detail::WeightedPoint<T, 1>;
+  const auto buckets = detail::bucket_by_plane<Item>(
       positions, detail::cic_geometry<T>(mesh.grid), "paint_cic", [&](std::size_t p) {
-        return detail::WeightedPoint<T, 1>{{positions[p][0], positions[p][1], positions[p][2]},
-                                           {weights[p]}};
+        return Item{{positions[p][0], positions[p][1], positions[p][2]}, {weights[p]}};
       });
-  if (!accumulate) detail::zero(mesh);
-  T* m = mesh.data;
-  detail::with_geometry<T>(mesh, [&](const auto& geometry) {
-    const auto g = geometry;
-    detail::paint_by_planes(buckets, g.n[0], [&](const detail::WeightedPoint<T, 1>& item) {
-      detail::deposit(m, item.x, g, item.w[0]);
-    });
-  });
+  detail::gather_planes<1, T>(buckets, {mesh}, {scale}, accumulate,
+                              [](const Item& item, std::size_t, int) { return item.w[0]; });
 }
 template <class T>
 void paint_cic(const Positions<T>& positions, const std::vector<T>& weights,
@@ -400,7 +387,8 @@ void readout_cic_gradient(const mesh::RealField<T>& mesh, const Positions<T>& po
 }
 
 /// Adjoint of readout_cic(mesh, positions, values): mesh_bar += paint of values_bar at the
-/// positions (deterministic, as paint_cic) and positions_bar[p] += values_bar[p] * grad
+/// positions (in fixed point, as paint_cic, with the scale of n max_p |values_bar[p]|: the
+/// same bits for any order and thread count) and positions_bar[p] += values_bar[p] * grad
 /// readout(mesh)(x_p). The view mesh_bar must be on mesh's grid (any layout); the RealField
 /// overload also takes one that holds no data (made zeros).
 template <class T>
@@ -412,6 +400,12 @@ void readout_cic_adjoint(mesh::ConstRealView<T> mesh, const Positions<T>& positi
   mesh::check_view(mesh_bar, fn, "mesh_bar", &mesh.grid);
   detail::check_size(values_bar.size(), positions.size(), fn, "values_bar");
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
+  const T* vb = values_bar.data();
+  const auto scale = fixed_point::scale_for(  // throws on NaN, before anything is accumulated
+      values_bar.size(),
+      detail::max_deposit_bound(
+          values_bar.size(), [vb](std::size_t p) { return vb[p]; }, fn, "values_bar"),
+      fn);
   using Item = detail::WeightedPoint<T, 1>;
   const auto buckets =  // throws on NaN, before anything is accumulated
       detail::bucket_by_plane<Item>(
@@ -429,12 +423,8 @@ void readout_cic_adjoint(mesh::ConstRealView<T> mesh, const Positions<T>& positi
       for (int d = 0; d < 3; ++d) positions_bar[p][d] += values_bar[p] * grad[d];
     }
   });
-  T* mb = mesh_bar.data;
-  detail::with_geometry<T>(mesh_bar, [&](const auto& geometry) {
-    const auto g = geometry;
-    detail::paint_by_planes(buckets, g.n[0],
-                            [&](const Item& item) { detail::deposit(mb, item.x, g, item.w[0]); });
-  });
+  detail::gather_planes<1, T>(buckets, {mesh_bar}, {scale}, true,
+                              [](const Item& item, std::size_t, int) { return item.w[0]; });
 }
 template <class T>
 void readout_cic_adjoint(const mesh::RealField<T>& mesh, const Positions<T>& positions,
@@ -448,8 +438,9 @@ void readout_cic_adjoint(const mesh::RealField<T>& mesh, const Positions<T>& pos
 }
 
 /// Adjoint of the vector readout: mesh_bar_d += paint of values_bar[:, d] (one bucketing for
-/// the three) and positions_bar[p] += sum_d values_bar[p][d] grad readout(mesh_d)(x_p). The
-/// three meshes share one layout, and so do the three mesh_bar views (not necessarily the
+/// the three; each component in fixed point with its own scale, that of n max_p
+/// |values_bar[p][d]|) and positions_bar[p] += sum_d values_bar[p][d] grad readout(mesh_d)(x_p).
+/// The three meshes share one layout, and so do the three mesh_bar views (not necessarily the
 /// meshes' one).
 template <class T>
 void readout_cic_adjoint(mesh::ConstRealView<T> mesh_x, mesh::ConstRealView<T> mesh_y,
@@ -471,6 +462,16 @@ void readout_cic_adjoint(mesh::ConstRealView<T> mesh_x, mesh::ConstRealView<T> m
   detail::check_same_strides(mesh_x_bar, mesh_z_bar, fn, "mesh_x_bar", "mesh_z_bar");
   detail::check_size(values_bar.size(), positions.size(), fn, "values_bar");
   detail::prepare_accumulator(positions_bar, positions.size(), fn, "positions_bar");
+  const std::array<T, 3>* vb = values_bar.data();
+  const char* component_name[3] = {"values_bar (x)", "values_bar (y)", "values_bar (z)"};
+  std::array<fixed_point::Scale, 3> scale;
+  for (int d = 0; d < 3; ++d) {  // throws on NaN, before anything is accumulated
+    scale[d] = fixed_point::scale_for(
+        values_bar.size(),
+        detail::max_deposit_bound(
+            values_bar.size(), [vb, d](std::size_t p) { return vb[p][d]; }, fn, component_name[d]),
+        fn);
+  }
   using Item = detail::WeightedPoint<T, 3>;
   const auto buckets =  // throws on NaN, before anything is accumulated
       detail::bucket_by_plane<Item>(positions, detail::cic_geometry<T>(grid), fn,
@@ -496,18 +497,8 @@ void readout_cic_adjoint(mesh::ConstRealView<T> mesh_x, mesh::ConstRealView<T> m
       }
     }
   });
-  T* mb[3] = {mesh_x_bar.data, mesh_y_bar.data, mesh_z_bar.data};
-  detail::with_geometry<T>(mesh_x_bar, [&](const auto& geometry) {
-    const auto g = geometry;
-    detail::paint_by_planes(buckets, g.n[0], [&](const Item& item) {
-      std::size_t idx[8];
-      T w[8];
-      detail::cic_stencil(item.x, g, idx, w);
-      for (int c = 0; c < 8; ++c) {
-        for (int d = 0; d < 3; ++d) mb[d][idx[c]] += item.w[d] * w[c];
-      }
-    });
-  });
+  detail::gather_planes<3, T>(buckets, {mesh_x_bar, mesh_y_bar, mesh_z_bar}, scale, true,
+                              [](const Item& item, std::size_t, int d) { return item.w[d]; });
 }
 template <class T>
 void readout_cic_adjoint(const mesh::RealField<T>& mesh_x, const mesh::RealField<T>& mesh_y,

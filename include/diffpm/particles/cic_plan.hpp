@@ -15,11 +15,13 @@
 
 #include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/fixed_point.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/grid.hpp"
 #include "diffpm/mesh/view.hpp"
 #include "diffpm/particles/cic.hpp"
+#include "diffpm/particles/detail/cic_fixed.hpp"
 #include "diffpm/particles/detail/cic_paint.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
 #include "diffpm/particles/particles.hpp"
@@ -28,10 +30,11 @@ namespace diffpm::particles {
 
 /// Painting on one mesh shape from one set of points, bucketed once. set_points() copies the
 /// positions, sorted stably by the x-plane of their CIC stencil (detail::bucket_by_plane), with
-/// each particle's index; every paint() then streams through that copy and deposits in the
-/// race-free colour phases of detail::paint_by_planes. A paint from a plan is bitwise the
-/// paint_cic of the same positions and weights, for any thread count (the same order, the same
-/// arithmetic). The PM force paints the same positions four times per adjoint (the density and
+/// each particle's index; every paint() then streams through that copy and sums the integer
+/// terms of the fixed-point deposit plane by plane (detail::gather_planes). A paint from a plan
+/// is bitwise the paint_cic of the same positions and weights, for any thread count and any
+/// particle order (the same integer terms, the same scale; integer sums do not depend on the
+/// order). The PM force paints the same positions four times per adjoint (the density and
 /// three weighted components): with a plan, they are bucketed once.
 ///
 /// The same plan reads meshes out at its points and runs the adjoints (readout, its position
@@ -102,21 +105,18 @@ class CicPlan {
   /// Frees the points (size() becomes 0); the mesh shape stays.
   void clear() { buckets_ = {}; }
 
-  /// mesh (+)= sum_p weight W(x_p); with accumulate = false the mesh is zeroed first. The mesh
-  /// may be any view on the plan's grid (mesh/view.hpp); only its n_x n_y n_z cells are written.
+  /// mesh (+)= sum_p weight W(x_p) in fixed point, as paint_cic; with accumulate = false the
+  /// mesh's old values are ignored. The mesh may be any view on the plan's grid
+  /// (mesh/view.hpp); only its n_x n_y n_z cells are written. Throws InvalidArgument, leaving the
+  /// mesh untouched, if the weight is not finite.
   void paint(mesh::RealView<T> mesh, detail::identity_t<T> weight = T(1),
              bool accumulate = false) const {
-    prepare(mesh, accumulate);
-    T* m = mesh.data;
+    check_mesh(mesh, "CIC plan paint", "mesh");
     const T weight_p = weight;
-    detail::with_geometry<T>(mesh, [&](const auto& geometry) {
-      // Local copies, so that the deposit loop reads no member through `this`: the compiler
-      // would have to assume that the mesh's T stores alias it, and reload it every time.
-      const auto g = geometry;
-      detail::paint_by_planes(buckets_, g.n[0], [m, &g, weight_p](const Point& item) {
-        detail::deposit(m, item.data(), g, weight_p);
-      });
-    });
+    const auto scale =
+        fixed_point::scale_for(size(), detail::deposit_bound(weight_p), "CIC plan paint");
+    detail::gather_planes<1, T>(buckets_, {mesh}, {scale}, accumulate,
+                                [weight_p](const Point&, std::size_t, int) { return weight_p; });
   }
   void paint(mesh::RealField<T>& mesh, detail::identity_t<T> weight = T(1),
              bool accumulate = false) const {
@@ -125,22 +125,23 @@ class CicPlan {
   }
 
   /// mesh (+)= sum_p w_p W(x_p), w_p the T at byte offset p * stride from `weights` (a plain
-  /// array: stride = sizeof(T); one component of a Vec3View: its component[d] and stride).
+  /// array: stride = sizeof(T); one component of a Vec3View: its component[d] and stride), in
+  /// fixed point with the scale of n max_p |w_p| (as paint_cic). Throws InvalidArgument, leaving
+  /// the mesh untouched, if a weight is not finite.
   void paint(const T* weights, std::ptrdiff_t stride, mesh::RealView<T> mesh,
              bool accumulate = false) const {
     if (!weights && size() > 0) throw InvalidArgument("CIC plan: paint with null weights");
-    prepare(mesh, accumulate);
-    T* m = mesh.data;
+    check_mesh(mesh, "CIC plan paint", "mesh");
     const auto* base = reinterpret_cast<const unsigned char*>(weights);
+    const auto weight_of = [base, stride](std::size_t p) {
+      return *reinterpret_cast<const T*>(base + std::ptrdiff_t(p) * stride);
+    };
+    const auto scale = fixed_point::scale_for(
+        size(), detail::max_deposit_bound(size(), weight_of, "CIC plan paint"), "CIC plan paint");
     const std::uint32_t* index = buckets_.index.data();
-    detail::with_geometry<T>(mesh, [&](const auto& geometry) {
-      const auto g = geometry;  // local, as above
-      detail::paint_by_planes(
-          buckets_, g.n[0], [m, &g, base, stride, index](const Point& item, std::size_t q) {
-            const T wp = *reinterpret_cast<const T*>(base + std::ptrdiff_t(index[q]) * stride);
-            detail::deposit(m, item.data(), g, wp);
-          });
-    });
+    detail::gather_planes<1, T>(
+        buckets_, {mesh}, {scale}, accumulate,
+        [weight_of, index](const Point&, std::size_t q, int) { return weight_of(index[q]); });
   }
   void paint(const T* weights, std::ptrdiff_t stride, mesh::RealField<T>& mesh,
              bool accumulate = false) const {
@@ -237,7 +238,7 @@ class CicPlan {
   }
 
   /// Adjoint of readout(mesh) with values_bar_p at byte offset p * stride from `values_bar`:
-  /// mesh_bar += paint of values_bar (deterministic, as paint) and x_bar_p += values_bar_p grad
+  /// mesh_bar += paint of values_bar (in fixed point, as paint) and x_bar_p += values_bar_p grad
   /// readout(mesh)(x_p). mesh_bar must be on the plan's grid (the RealField overload also takes
   /// one that holds no data: then zeros); the two meshes may have different layouts.
   void readout_adjoint(mesh::RealView<const T> mesh, const T* values_bar, std::ptrdiff_t stride,
@@ -347,11 +348,6 @@ class CicPlan {
                             " points (at most 2^32 - 1 per plan)");
     }
     buckets_ = detail::bucket_by_plane<Point>(n, position, g_, on_non_finite, position, true);
-  }
-
-  void prepare(const mesh::RealView<T>& mesh, bool accumulate) const {
-    check_mesh(mesh, "CIC plan paint", "mesh");
-    if (!accumulate) detail::zero(mesh);
   }
 
   [[noreturn]] static void throw_non_finite(const Vec3View<const T>& x) {

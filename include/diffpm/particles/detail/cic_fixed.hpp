@@ -3,6 +3,7 @@
 /// the CPU paint and the device paint so that both sum the same integers.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 #include "diffpm/core/fixed_point.hpp"
@@ -10,6 +11,22 @@
 #include "diffpm/particles/detail/cic_weights.hpp"
 
 namespace diffpm::particles::detail {
+
+/// The fixed-point term of a deposit of `weight` with CIC weight w at one mesh point:
+/// to_fixed(weight * w, scale), the product formed in T (weight first, as the floating-point
+/// deposit did) and then widened to double. Every fixed-point CIC scatter forms its terms here.
+template <class T>
+DIFFPM_HOST_DEVICE inline fixed_point::Accumulator fixed_term(T weight, T w, double scale) {
+  return fixed_point::to_fixed(double(T(weight * w)), scale);
+}
+
+/// The bound on sum_c |term value_c| of a deposit of `weight` (the 8 CIC weights are in [0, 1]
+/// and sum to 1): |weight|, in double. The scale of a scatter of n weights is
+/// fixed_point::scale_for(n, max_p deposit_bound(weight_p), ...).
+template <class T>
+DIFFPM_HOST_DEVICE inline double deposit_bound(T weight) {
+  return std::fabs(double(weight));
+}
 
 /// The 8 mesh points of a particle at x and the fixed-point terms of its deposit of `weight`:
 /// term[c] = to_fixed(weight * W_c(x), scale), the product formed in T (weight first, as the
@@ -21,7 +38,7 @@ DIFFPM_HOST_DEVICE inline void deposit_terms(const T x[3], const G& g, T weight,
                                              fixed_point::Accumulator term[8]) {
   T w[8];
   cic_stencil(x, g, index, w);
-  for (int c = 0; c < 8; ++c) term[c] = fixed_point::to_fixed(double(T(weight * w[c])), scale);
+  for (int c = 0; c < 8; ++c) term[c] = fixed_term(weight, w[c], scale);
 }
 
 }  // namespace diffpm::particles::detail

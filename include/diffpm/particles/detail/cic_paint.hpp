@@ -1,6 +1,6 @@
 /// \file
-/// \brief Race-free, thread-count-independent CIC painting on the CPU: particles bucketed by
-/// x-plane, planes painted in colour phases.
+/// \brief Order-independent CIC painting on the CPU: particles bucketed by x-plane, each plane
+/// gathered in 64-bit fixed point (core/fixed_point.hpp) by one thread.
 #pragma once
 
 #include <algorithm>
@@ -9,13 +9,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/fixed_point.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/view.hpp"
+#include "diffpm/particles/detail/cic_fixed.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
 
 namespace diffpm::particles::detail {
@@ -210,36 +212,155 @@ PlaneBuckets<Item> bucket_by_plane(const std::vector<std::array<T, 3>>& position
       [&] { throw_non_finite(positions, function); }, make);
 }
 
-/// Calls deposit(item) once for every particle, so that no two concurrent calls write the same
-/// mesh point and every mesh point receives its contributions in an order fixed by the
-/// positions alone.
+/// What a bucketed paint carries per particle: the position and K weights.
+template <class T, int K>
+struct WeightedPoint {
+  T x[3];
+  T w[K];
+};
+
+/// The position of a bucketed item (a plain position or a WeightedPoint).
+template <class T>
+const T* item_position(const std::array<T, 3>& item) {
+  return item.data();
+}
+template <class T, int K>
+const T* item_position(const WeightedPoint<T, K>& item) {
+  return item.x;
+}
+
+/// The CIC geometry of one x-plane of a mesh on `grid`: stride_x = 0, so cic_stencil's indices
+/// are the plane-local j n_z + k (the x index of corner c = 4 a + 2 b + e is lo for a = 0, hi
+/// for a = 1). The weights are those of every other geometry on the grid.
+template <class T>
+CicGeometry<T> plane_geometry(const mesh::Grid& grid) {
+  CicGeometry<T> g = cic_geometry<T>(grid);
+  g.stride_x = 0;
+  return g;
+}
+
+/// max_p deposit_bound(weight(p)) over n particles (an OpenMP max reduction, exact, so the same
+/// for any order and thread count). Throws InvalidArgument naming `function` and the first
+/// particle if a weight is not finite (checked explicitly: a NaN would slip through a max).
+template <class Weight>
+double max_deposit_bound(std::size_t n, const Weight& weight, const char* function,
+                         const char* name = "weight") {
+  const std::ptrdiff_t count = std::ptrdiff_t(n);
+  double bound = 0.0;
+  int bad = 0;
+  DIFFPM_OMP(omp parallel for schedule(static) reduction(max : bound) reduction(| : bad))
+  for (std::ptrdiff_t p = 0; p < count; ++p) {
+    const auto w = weight(std::size_t(p));
+    bad |= !std::isfinite(w);
+    bound = std::max(bound, deposit_bound(w));
+  }
+  if (bad) {
+    for (std::size_t p = 0; p < n; ++p) {
+      if (!std::isfinite(weight(p))) {
+        throw InvalidArgument(std::string(function) + ": " + name + " of particle " +
+                              std::to_string(p) + " is " + format_number(double(weight(p))) +
+                              " (must be finite)");
+      }
+    }
+  }
+  return bound;
+}
+
+/// Adds the fixed-point terms of the particles items[begin, end) to plane buffers of K
+/// components (component k at offset k * plane): with Lo, those of their a = 0 corners (c =
+/// 0..3, x index lo) to `lo`; with Hi, those of their a = 1 corners (c = 4..7, x index hi) to
+/// `hi`. pg is a plane_geometry, so the indices are plane-local.
+template <bool Lo, bool Hi, int K, class T, class Item, class Weight>
+inline void add_plane_terms(const Item* items, std::size_t begin, std::size_t end,
+                            const CicGeometry<T>& pg,
+                            const std::array<fixed_point::Scale, K>& scale, std::size_t plane,
+                            fixed_point::Accumulator* lo, fixed_point::Accumulator* hi,
+                            const Weight& weight) {
+  for (std::size_t q = begin; q < end; ++q) {
+    std::size_t index[8];
+    T w[8];
+    cic_stencil(item_position(items[q]), pg, index, w);
+    for (int k = 0; k < K; ++k) {
+      const T wk = weight(items[q], q, k);
+      const double sc = scale[k].scale;
+      const std::size_t o = std::size_t(k) * plane;
+      if constexpr (Lo) {
+        for (int c = 0; c < 4; ++c) lo[o + index[c]] += fixed_term(wk, w[c], sc);
+      }
+      if constexpr (Hi) {
+        for (int c = 4; c < 8; ++c) hi[o + index[c]] += fixed_term(wk, w[c], sc);
+      }
+    }
+  }
+}
+
+/// The fixed-point CIC scatter of K weight deposits per particle onto K meshes on one grid
+/// (core/fixed_point.hpp, docs/design.md "Deterministic scatter"): out[k] (+)= sum_p
+/// weight(item_p, q_p, k) W(x_p), where scale[k] is the scale of component k's scatter and
+/// every term is fixed_term (the integers of detail/cic_fixed.hpp's deposit_terms).
 ///
-/// Chunk i is x-plane i; its particles write planes i and i + 1 (mod n_x), so only neighbouring
-/// chunks conflict. Chunks run in colour phases separated by barriers: even chunks, then odd
-/// chunks; with n_x odd the last chunk (even, but touching plane 0 through the wrap) runs alone
-/// in a third phase. Inside a chunk, particles go in index order. A mesh point in plane i thus
-/// sums the particles of chunk i - 1 and chunk i in the phase order, each in index order:
-/// bitwise the same result for any thread count, with or without OpenMP, and no per-thread
-/// mesh copies.
-template <class Item, class Deposit>
-void paint_by_planes(const PlaneBuckets<Item>& buckets, int nx, const Deposit& deposit) {
-  const int n_colours = nx % 2 == 0 ? 2 : 3;
+/// A plane gather: x-plane i receives the a = 0 corners (c = 0..3) of the particles of bucket i
+/// and the a = 1 corners (c = 4..7) of those of bucket i - 1 (mod n_x). The planes are cut into
+/// runs of consecutive planes, one run at a time per thread. A thread sums a plane's integer
+/// terms in its own buffer of n_y n_z 64-bit integers (per component) and then writes the
+/// plane: out = T(from_fixed(sum)), or out + T(from_fixed(sum)) with accumulate (added in T).
+/// Within a run, bucket i's a = 1 corners go to a second buffer, the next plane's, so that each
+/// particle's stencil is computed once (twice for the particles of the bucket before a run).
+/// Integer addition is associative, so the result is the same bits for any thread count, any
+/// cut into runs and any particle order. Every one of the n_x n_y n_z cells of each view is
+/// written, and nothing else (FFTW's padding stays). weight(item, q, k) is given the bucket
+/// slot q (for buckets.index).
+template <int K, class T, class Item, class Weight>
+void gather_planes(const PlaneBuckets<Item>& buckets, const std::array<mesh::RealView<T>, K>& out,
+                   const std::array<fixed_point::Scale, K>& scale, bool accumulate,
+                   const Weight& weight) {
+  const mesh::Grid& grid = out[0].grid;
+  const int nx = grid.n[0], ny = grid.n[1], nz = grid.n[2];
+  const std::size_t plane = std::size_t(ny) * std::size_t(nz);
+  const std::size_t size = static_cast<std::size_t>(K) * plane;
+  const CicGeometry<T> pg = plane_geometry<T>(grid);
+  const Item* items = buckets.items.data();
+  const std::size_t* start = buckets.start.data();
+  // About 4 runs per thread, for balance; a longer run spends less on its first bucket.
+  const int run = std::max(1, nx / (4 * max_threads()));
+  const int n_runs = (nx + run - 1) / run;
   DIFFPM_OMP(omp parallel) {
-    for (int colour = 0; colour < n_colours; ++colour) {
-      const int first = colour == 2 ? nx - 1 : colour;
-      const int end = colour == 2 ? nx : (nx % 2 == 0 ? nx : nx - 1);
-      const int n_chunks = end > first ? (end - first + 1) / 2 : 0;
-      // The implicit barrier at the end of the loop separates the phases.
-      DIFFPM_OMP(omp for schedule(dynamic, 1))
-      for (int t = 0; t < n_chunks; ++t) {
-        const int chunk = first + 2 * t;
-        for (std::size_t q = buckets.start[chunk]; q < buckets.start[chunk + 1]; ++q) {
-          if constexpr (std::is_invocable_v<const Deposit&, const Item&, std::size_t>) {
-            deposit(buckets.items[q], q);  // the slot, for buckets.index
-          } else {
-            deposit(buckets.items[q]);
+    std::vector<fixed_point::Accumulator> buffer(2 * size);
+    fixed_point::Accumulator* cur = buffer.data();
+    fixed_point::Accumulator* next = cur + size;
+    DIFFPM_OMP(omp for schedule(dynamic, 1))
+    for (int r = 0; r < n_runs; ++r) {
+      const int first = r * run, end = std::min(nx, first + run);
+      // Plane `first` takes the a = 1 corners of the bucket before it (with n_x = 1, bucket 0).
+      const int before = first == 0 ? nx - 1 : first - 1;
+      std::fill(cur, cur + size, fixed_point::Accumulator(0));
+      add_plane_terms<false, true, K>(items, start[before], start[before + 1], pg, scale, plane,
+                                      nullptr, cur, weight);
+      for (int i = first; i < end; ++i) {
+        if (i + 1 < end) {
+          std::fill(next, next + size, fixed_point::Accumulator(0));
+          add_plane_terms<true, true, K>(items, start[i], start[i + 1], pg, scale, plane, cur, next,
+                                         weight);
+        } else {  // the next plane starts another run, which adds these corners itself
+          add_plane_terms<true, false, K>(items, start[i], start[i + 1], pg, scale, plane, cur,
+                                          nullptr, weight);
+        }
+        for (int k = 0; k < K; ++k) {
+          const mesh::RealView<T>& v = out[k];
+          const double inverse = scale[k].inverse;
+          const std::ptrdiff_t sz = v.stride[2];
+          for (int j = 0; j < ny; ++j) {
+            const fixed_point::Accumulator* s =
+                cur + std::size_t(k) * plane + std::size_t(j) * std::size_t(nz);
+            T* row = v.data + v.offset(i, j, 0);
+            for (int kz = 0; kz < nz; ++kz) {
+              const T value = T(fixed_point::from_fixed(s[kz], inverse));
+              T& cell = row[std::ptrdiff_t(kz) * sz];
+              cell = accumulate ? T(cell + value) : value;
+            }
           }
         }
+        std::swap(cur, next);
       }
     }
   }
