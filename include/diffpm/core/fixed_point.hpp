@@ -28,10 +28,32 @@ using Accumulator = long long;
 static_assert(sizeof(Accumulator) == 8, "fixed-point accumulation needs 64-bit integers");
 
 /// The scale of a scatter-add and its inverse, both powers of two (so t * scale and
-/// v * inverse are exact in double, away from overflow and underflow).
+/// v * inverse are exact in double, away from overflow and underflow), and those of the second
+/// word of a two-word accumulation (scale_lo, inverse_lo; see `words`).
 struct Scale {
   double scale = 1.0;
   double inverse = 1.0;
+  double scale_lo = 1.0;
+  double inverse_lo = 1.0;
+};
+
+/// How many 64-bit words a scatter of T accumulates per cell: float 1, double 2.
+///
+/// One word resolves a term to 2^-62 B (scale_for below): far below float's resolution, but for
+/// double, 2^-62 B is 2^-41 = 4.5e-13 of the largest weight at 2^21 particles, about 2^11 ulp,
+/// worse than the floating-point sum it replaces. So double scatters carry a second word: the
+/// residual r = t scale - round(t scale), |r| <= 1/2, rounded again with its own scale and
+/// summed in its own integers (no carries: each word has its own headroom). A term is then
+/// exact to 2^-62 B 2^-(60 - log2 n), beyond double precision, and the cell's value, formed
+/// from the two sums in double, is within an ulp or two of the exact sum of the rounded-to-T
+/// terms (tests/particles/test_cic_fixed.cpp measures it).
+template <class T>
+constexpr int words = sizeof(T) >= 8 ? 2 : 1;
+
+/// One term in fixed point: hi (= round(t scale)) and, for two-word scatters, lo.
+struct Term {
+  Accumulator hi = 0;
+  Accumulator lo = 0;
 };
 
 /// The scale for a scatter of `n_terms` terms (one per particle, say) whose contributions to
@@ -62,6 +84,13 @@ inline Scale scale_for(std::size_t n_terms, double max_term_magnitude, const cha
   Scale s;
   s.scale = std::ldexp(1.0, 62 - e);
   s.inverse = std::ldexp(1.0, e - 62);
+  // The second word sums residuals of magnitude <= 1/2, at most 8 per term in one cell (a CIC
+  // stencil's corners coincide only on meshes of one cell per side): a sum below 4 n_terms, so
+  // scale_lo = 2^(62 - e_lo) with 4 n_terms < 2^e_lo keeps it below 2^62.
+  int e_lo = 0;
+  std::frexp(4.0 * double(n_terms > 0 ? n_terms : 1), &e_lo);
+  s.scale_lo = std::ldexp(1.0, 62 - e_lo);
+  s.inverse_lo = std::ldexp(1.0, e_lo - 62);
   return s;
 }
 
@@ -84,6 +113,28 @@ DIFFPM_HOST_DEVICE inline Accumulator to_fixed(double t, double scale) {
 /// sums beyond 2^53, the same on every backend).
 DIFFPM_HOST_DEVICE inline double from_fixed(Accumulator v, double inverse) {
   return double(v) * inverse;
+}
+
+/// The fixed-point term of t: hi = to_fixed(t, scale) and, with Words = 2, lo = the rounded
+/// residual. t scale is exact (a power of two), and so is its difference from round(t scale)
+/// (they lie within 1/2 of each other; beyond 2^52, t scale is an integer and the residual 0).
+template <int Words>
+DIFFPM_HOST_DEVICE inline Term term(double t, const Scale& s) {
+  Term r;
+  r.hi = to_fixed(t, s.scale);
+  if constexpr (Words == 2) r.lo = to_fixed(t * s.scale - double(r.hi), s.scale_lo);
+  return r;
+}
+
+/// The value of a cell from its word sums: hi / scale + lo / (scale scale_lo), in double.
+template <int Words>
+DIFFPM_HOST_DEVICE inline double value(Accumulator hi, Accumulator lo, const Scale& s) {
+  if constexpr (Words == 2) {
+    return double(hi) * s.inverse + double(lo) * (s.inverse * s.inverse_lo);
+  } else {
+    (void)lo;
+    return double(hi) * s.inverse;
+  }
 }
 
 }  // namespace diffpm::fixed_point

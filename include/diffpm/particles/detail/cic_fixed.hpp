@@ -13,11 +13,12 @@
 namespace diffpm::particles::detail {
 
 /// The fixed-point term of a deposit of `weight` with CIC weight w at one mesh point:
-/// to_fixed(weight * w, scale), the product formed in T (weight first, as the floating-point
-/// deposit did) and then widened to double. Every fixed-point CIC scatter forms its terms here.
+/// fixed_point::term<Words>(weight * w, scale), the product formed in T (weight first, as the
+/// floating-point deposit did) and then widened to double; Words = fixed_point::words<T> (two
+/// for double, one for float). Every fixed-point CIC scatter forms its terms here.
 template <class T>
-DIFFPM_HOST_DEVICE inline fixed_point::Accumulator fixed_term(T weight, T w, double scale) {
-  return fixed_point::to_fixed(double(T(weight * w)), scale);
+DIFFPM_HOST_DEVICE inline fixed_point::Term fixed_term(T weight, T w, const fixed_point::Scale& s) {
+  return fixed_point::term<fixed_point::words<T>>(double(T(weight * w)), s);
 }
 
 /// The bound on sum_c |term value_c| of a deposit of `weight` (the 8 CIC weights are in [0, 1]
@@ -29,13 +30,13 @@ DIFFPM_HOST_DEVICE inline double deposit_bound(T weight) {
 }
 
 /// The 8 mesh points of a particle at x and the fixed-point terms of its deposit of `weight`:
-/// term[c] = to_fixed(weight * W_c(x), scale), the product formed in T (weight first, as the
-/// floating-point deposit did). A mesh point's value is from_fixed of the sum of its terms,
-/// whatever the order in which they are added. G is CicGeometry<T> or StridedCicGeometry<T>.
+/// term[c] = fixed_term(weight, W_c(x), scale). A mesh point's value is
+/// fixed_point::value<words<T>> of the sums of its terms' words, whatever the order in which
+/// they are added. G is CicGeometry<T> or StridedCicGeometry<T>.
 template <class T, class G>
-DIFFPM_HOST_DEVICE inline void deposit_terms(const T x[3], const G& g, T weight, double scale,
-                                             std::size_t index[8],
-                                             fixed_point::Accumulator term[8]) {
+DIFFPM_HOST_DEVICE inline void deposit_terms(const T x[3], const G& g, T weight,
+                                             const fixed_point::Scale& scale, std::size_t index[8],
+                                             fixed_point::Term term[8]) {
   T w[8];
   cic_stencil(x, g, index, w);
   for (int c = 0; c < 8; ++c) term[c] = fixed_term(weight, w[c], scale);
