@@ -72,14 +72,15 @@ template <class T>
 class PmForce<T, Cuda> {
  public:
   /// Device memory of a force on `grid`, in bytes: two real meshes, one half spectrum (two with
-  /// the exact gradient), the 64-bit paint accumulator and the kernel tables. cuFFT's work
+  /// the exact gradient), the paint's fixed-point accumulator (one 64-bit word per cell in
+  /// float, two in double: core/fixed_point.hpp) and the kernel tables. cuFFT's work
   /// area (about one more mesh) comes on top.
   static std::size_t device_bytes(const mesh::Grid& grid, const mesh::ForceKernelOptions& kernel) {
     const bool stencil =
         kernel.real_space_gradient && mesh::has_real_space_stencil(kernel.gradient);
     return 2 * grid.size() * sizeof(T) +
            (stencil ? 1 : 2) * grid.complex_size() * sizeof(std::complex<T>) +
-           grid.size() * sizeof(fixed_point::Accumulator) +
+           fixed_point::words<T> * grid.size() * sizeof(fixed_point::Accumulator) +
            sizeof(double) * (std::size_t(2 * (grid.n[0] + grid.n[1] + grid.complex_nz())) +
                              std::size_t(grid.n[0] + grid.n[1] + grid.complex_nz()));
   }
@@ -97,7 +98,7 @@ class PmForce<T, Cuda> {
         real_(grid.size()),
         scratch_(grid.size()),
         k_(grid.complex_size()),
-        sums_(grid.size()) {
+        sums_(fixed_point::words<T> * grid.size()) {
     if (!stencil_) work_k_ = device::Buffer<std::complex<T>>(grid.complex_size());
   }
 

@@ -77,44 +77,51 @@ inline void check_view_on_device(const mesh::Grid& grid, const void* data, const
   if (!data) throw InvalidArgument(std::string(function) + ": mesh view has no data");
 }
 
-/// mesh (=|+=) from_fixed(sum) over the cells of a view, from a packed accumulator.
+/// mesh (=|+=) the value of each cell's word sums (fixed_point::value), over the cells of a
+/// view, from packed accumulators: word 0 at sums[c], word 1 (double) at sums[cells + c].
 template <class T>
 void convert(const fixed_point::Accumulator* sums, fixed_point::Scale s, mesh::RealView<T> mesh,
              bool accumulate) {
+  constexpr int W = fixed_point::words<T>;
   const int ny = mesh.grid.n[1], nz = mesh.grid.n[2];
   const std::ptrdiff_t s0 = mesh.stride[0], s1 = mesh.stride[1], s2 = mesh.stride[2];
+  const std::size_t cells = mesh.grid.size();
   T* m = mesh.data;
-  const double inverse = s.inverse;
-  backend::for_each_index(Cuda{}, mesh.grid.size(), [=] DIFFPM_LAMBDA(std::size_t c) {
+  backend::for_each_index(Cuda{}, cells, [=] DIFFPM_LAMBDA(std::size_t c) {
     const std::size_t k = c % std::size_t(nz), ij = c / std::size_t(nz);
     const std::size_t j = ij % std::size_t(ny), i = ij / std::size_t(ny);
     T& out = m[std::ptrdiff_t(i) * s0 + std::ptrdiff_t(j) * s1 + std::ptrdiff_t(k) * s2];
-    const T v = T(fixed_point::from_fixed(sums[c], inverse));
+    const T v = T(fixed_point::value<W>(sums[c], W == 2 ? sums[cells + c] : 0, s));
     out = accumulate ? T(out + v) : v;
   });
 }
 
-/// The atomic deposit of weight(i) for every particle into `sums` (packed, zeroed).
+/// The atomic deposit of weight(i) for every particle into `sums` (packed, zeroed, words as
+/// in convert).
 template <class T, class Weight>
-void deposit_all(Vec3View<const T> x, const mesh::Grid& grid, const Weight& weight, double scale,
-                 fixed_point::Accumulator* sums) {
+void deposit_all(Vec3View<const T> x, const mesh::Grid& grid, const Weight& weight,
+                 fixed_point::Scale scale, fixed_point::Accumulator* sums) {
+  constexpr int W = fixed_point::words<T>;
   const detail::CicGeometry<T> g = packed_geometry<T>(grid);
+  const std::size_t cells = grid.size();
   backend::for_each_index(Cuda{}, x.size, [=] DIFFPM_LAMBDA(std::size_t i) {
     const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
     std::size_t index[8];
-    fixed_point::Accumulator term[8];
+    fixed_point::Term term[8];
     detail::deposit_terms(xi, g, weight(i), scale, index, term);
     for (int c = 0; c < 8; ++c) {
-      if (term[c] != 0) device::atomic_add(sums + index[c], term[c]);
+      if (term[c].hi != 0) device::atomic_add(sums + index[c], term[c].hi);
+      if (W == 2 && term[c].lo != 0) device::atomic_add(sums + cells + index[c], term[c].lo);
     }
   });
 }
 
-/// The scratch accumulator, grown to the mesh if needed, zeroed.
+/// The scratch accumulator, grown to `words` words per cell if needed, zeroed.
 inline fixed_point::Accumulator* prepare_sums(device::Buffer<fixed_point::Accumulator>& scratch,
-                                              std::size_t cells) {
-  if (scratch.size() < cells) scratch = device::Buffer<fixed_point::Accumulator>(cells);
-  device::zero_bytes(scratch.data(), cells * sizeof(fixed_point::Accumulator));
+                                             std::size_t cells, int words) {
+  const std::size_t n = cells * std::size_t(words);
+  if (scratch.size() < n) scratch = device::Buffer<fixed_point::Accumulator>(n);
+  device::zero_bytes(scratch.data(), n * sizeof(fixed_point::Accumulator));
   return scratch.data();
 }
 
@@ -147,11 +154,11 @@ void paint_cic(Cuda, ConstView<T> x, mesh::RealView<T> mesh,
   device_detail::check_view_on_device(mesh.grid, mesh.data, "paint_cic (device)");
   device_detail::check_positions(x, "paint_cic (device)");
   const fixed_point::Scale s =
-      fixed_point::scale_for(x.size, std::fabs(double(weight)), "paint_cic (device)");
+      fixed_point::scale_for(x.size, detail::deposit_bound(T(weight)), "paint_cic (device)");
   device::Buffer<fixed_point::Accumulator> own;
-  auto* sums = device_detail::prepare_sums(scratch ? *scratch : own, mesh.grid.size());
-  device_detail::deposit_all(x, mesh.grid, device_detail::UniformWeight<T>{T(weight)}, s.scale,
-                             sums);
+  auto* sums = device_detail::prepare_sums(scratch ? *scratch : own, mesh.grid.size(),
+                                          fixed_point::words<T>);
+  device_detail::deposit_all(x, mesh.grid, device_detail::UniformWeight<T>{T(weight)}, s, sums);
   device_detail::convert(sums, s, mesh, accumulate);
 }
 
@@ -173,11 +180,13 @@ void paint_cic(Cuda, ConstView<T> x, const T* weights, std::ptrdiff_t stride_byt
     throw InvalidArgument(std::string(fn) + ": " + std::to_string(bad) + " weights are not finite");
   }
   const double largest = backend::reduce_max(
-      Cuda{}, x.size, 0.0, [w] DIFFPM_LAMBDA(std::size_t i) { return std::fabs(double(w(i))); });
+      Cuda{}, x.size, 0.0,
+      [w] DIFFPM_LAMBDA(std::size_t i) { return detail::deposit_bound(w(i)); });
   const fixed_point::Scale s = fixed_point::scale_for(x.size, largest, fn);
   device::Buffer<fixed_point::Accumulator> own;
-  auto* sums = device_detail::prepare_sums(scratch ? *scratch : own, mesh.grid.size());
-  device_detail::deposit_all(x, mesh.grid, w, s.scale, sums);
+  auto* sums = device_detail::prepare_sums(scratch ? *scratch : own, mesh.grid.size(),
+                                          fixed_point::words<T>);
+  device_detail::deposit_all(x, mesh.grid, w, s, sums);
   device_detail::convert(sums, s, mesh, accumulate);
 }
 /// The same for a plain array of x.size weights.
