@@ -10,6 +10,7 @@
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
+#include "diffpm/core/portable_math.hpp"
 #include "diffpm/ic/philox.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/view.hpp"
@@ -26,17 +27,24 @@ namespace diffpm::ic {
 /// among threads and GPU blocks, for the price of one extra Philox call (cheap next to log/cos).
 /// Counter words 2 and 3 are left 0 for other random streams later.
 ///
-/// Computed in double always. The value is bitwise reproducible on one machine for any thread
-/// count; on another libm (CUDA's log/cos are within 1-2 ulp of glibc's) it may differ in the
-/// last bits of a double, far below float resolution.
+/// Computed in double always, with portable::log and portable::cos_2pi (core/portable_math.hpp)
+/// instead of the libm functions, whose last bits differ between glibc and CUDA: they use only
+/// correctly rounded operations (+, -, *, /, exact bit and floor operations), and so does
+/// std::sqrt. The value is therefore bitwise the same on every backend (g++/glibc on the CPU,
+/// nvcc on the GPU) and for any thread count, provided the host compiler does not contract
+/// a * b + c into FMAs: g++ does not on x86-64's default target (no FMA instructions), but does
+/// with -march=native, -mfma or on aarch64, whatever the -std mode, and then needs
+/// -ffp-contract=off (core/portable_math.hpp; docs/conventions.md, "White noise").
 DIFFPM_HOST_DEVICE inline double white_noise_value(std::uint64_t seed, std::uint64_t cell) {
   const PhiloxCounter ctr{{std::uint32_t(cell), std::uint32_t(cell >> 32), 0u, 0u}};
   const PhiloxKey key{{std::uint32_t(seed), std::uint32_t(seed >> 32)}};
   const PhiloxCounter r = philox4x32_10(ctr, key);
   const double u1 = uniform_open_closed(r.v[0], r.v[1]);
   const double u2 = uniform_closed_open(r.v[2], r.v[3]);
-  constexpr double two_pi = 6.283185307179586476925286766559;
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(two_pi * u2);
+  // Through portable::detail::mul: -2 ln u1 is an exact scaling, and the last product must not
+  // be fused (on the device) with an add of the caller's into an FMA that changes its bits.
+  using portable::detail::mul;
+  return mul(std::sqrt(mul(-2.0, portable::log(u1))), portable::cos_2pi(u2));
 }
 
 /// The white noise of `seed` on out's grid written through the view: cell (i, j, k) =

@@ -124,8 +124,10 @@ enum class MapStream : std::uint32_t {
 
 /// The N(0, 1) deviate of pixel `pixel` (MapGeometry::index) in `stream` for `seed`: one
 /// Philox4x32-10 block with counter (pixel low, pixel high, stream, 0) and key (seed low, seed
-/// high), then Box-Muller on its two 64-bit words, exactly as ic::white_noise_value (which
-/// explains the choices), so every pixel is a pure function of (seed, stream, pixel).
+/// high), then Box-Muller on its two 64-bit words as ic::white_noise_value (which explains the
+/// choices), so every pixel is a pure function of (seed, stream, pixel). Unlike
+/// white_noise_value it still uses libm's log and cos, so its last bits may differ between
+/// glibc and CUDA (core/portable_math.hpp has the portable replacements).
 DIFFPM_HOST_DEVICE inline double map_normal_deviate(std::uint64_t seed, MapStream stream,
                                                     std::uint64_t pixel) {
   const ic::PhiloxCounter ctr{
