@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick-start set-up used by the README and .ci/run: install the Debian packages, then
 # configure build/ in Release and build it. Extra arguments go to the configure step
-# (e.g. -DDIFFPM_ENABLE_CUDA=OFF). Parallelism follows CMAKE_BUILD_PARALLEL_LEVEL, else nproc.
+# (e.g. -DDIFFPM_DEVICE=none). Parallelism follows CMAKE_BUILD_PARALLEL_LEVEL, else nproc.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
