@@ -1,8 +1,8 @@
 // Fixed-point CIC scatter (core/fixed_point.hpp, docs/design.md "Deterministic scatter"): every
-// scatter onto a mesh (paint_cic, the readout adjoints, CicPlan's paints) is bitwise the sum of
-// detail::deposit_terms' integers taken in any order, so it does not depend on the particle
-// order; it agrees with an exact sum of the same terms to the documented resolution; and a
-// non-finite weight is refused.
+// scatter onto a mesh (paint_cic, the readout adjoints, CicPlan's paints) is bitwise the
+// conversion of the word sums of detail::deposit_terms' integers (one word for float, two for
+// double) taken in any order, so it does not depend on the particle order; it agrees with an
+// exact sum of the same terms to the documented resolution; and a non-finite weight is refused.
 #include <algorithm>
 #include <array>
 #include <catch2/catch.hpp>
@@ -12,6 +12,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffpm/core/fixed_point.hpp"
@@ -83,24 +84,30 @@ double max_abs(const std::vector<T>& w) {
   return m;
 }
 
-// The brute-force fixed-point paint: deposit_terms of every particle summed by a plain serial
-// loop into a full int64 mesh (packed), then converted as the contract says: T(from_fixed) or,
-// with `initial`, initial + T(from_fixed) in T.
+// The brute-force fixed-point paint: deposit_terms of every particle, each of the W =
+// fp::words<T> words summed by a plain serial loop into its own full int64 mesh (packed), then
+// converted as the contract says: T(value<W>(hi, lo)) or, with `initial`, initial +
+// T(value<W>(hi, lo)) in T (lo ignored, and summed only to check it stays 0, for W = 1).
 template <class T>
 std::vector<T> fixed_reference(const Positions<T>& x, const std::vector<T>& weights, const Grid& g,
                                fp::Scale scale,
                                const std::vector<dp::detail::identity_t<T>>* initial) {
+  constexpr int W = fp::words<T>;
   const auto geometry = dp::detail::cic_geometry<T>(g);
-  std::vector<fp::Accumulator> sum(g.size(), 0);
+  std::vector<fp::Accumulator> hi(g.size(), 0), lo(g.size(), 0);
   for (std::size_t p = 0; p < x.size(); ++p) {
     std::size_t index[8];
-    fp::Accumulator term[8];
-    dp::detail::deposit_terms(x[p].data(), geometry, weights[p], scale.scale, index, term);
-    for (int c = 0; c < 8; ++c) sum[index[c]] += term[c];
+    fp::Term term[8];
+    dp::detail::deposit_terms(x[p].data(), geometry, weights[p], scale, index, term);
+    for (int c = 0; c < 8; ++c) {
+      hi[index[c]] += term[c].hi;
+      lo[index[c]] += term[c].lo;
+    }
   }
+  if (W == 1) REQUIRE(std::all_of(lo.begin(), lo.end(), [](fp::Accumulator v) { return v == 0; }));
   std::vector<T> out(g.size());
   for (std::size_t c = 0; c < out.size(); ++c) {
-    const T value = T(fp::from_fixed(sum[c], scale.inverse));
+    const T value = T(fp::value<W>(hi[c], lo[c], scale));
     out[c] = initial ? T((*initial)[c] + value) : value;
   }
   return out;
@@ -290,11 +297,26 @@ TEMPLATE_TEST_CASE("the plane gather handles a single x-plane (n_x = 1)", "[part
 TEMPLATE_TEST_CASE("fixed-point paints agree with an exact sum to the documented resolution",
                    "[particles][cic][fixed]", float, double) {
   using T = TestType;
-  // Each term t = T(weight W_c) is rounded once to a multiple of 1 / scale, an error of at
-  // most 1 / (2 scale) <= 2^-62 B with B = n max |weight| (docs/design.md); the sum is then
-  // exact, and the conversion rounds once to double and once to T. So a cell of m terms
-  // differs from the exact sum S of its terms by at most m 2^-62 B + ulp_double(S) / 2 +
-  // ulp_T(S) / 2. The reference sums the same T terms in long double (exact enough here).
+  constexpr int W = fp::words<T>;
+  // The bound, for a cell of m terms t_i = T(weight W_c) (exact doubles) with exact sum S, on a
+  // scale s = 1 / inv (and, for W = 2, s_lo = 1 / inv_lo); u = 2^-53, u_T the unit roundoff of T:
+  //  - each term is stored with an error of at most delta: W = 1, delta = inv / 2 <= 2^-62 B
+  //    (B = n max|weight|); W = 2, hi = round(t s) leaves r = t s - hi (exact, |r| <= 1/2), lo
+  //    = round(r s_lo), so delta = inv inv_lo / 2 <= 2^-62 B 2^-(62 - e_lo) with 4 n < 2^e_lo
+  //    <= 8 n (docs/design.md, "Deterministic scatter");
+  //  - the word sums H, L are exact integers, so A + Bv = H inv + L inv inv_lo is within
+  //    m delta of S;
+  //  - the conversion rounds H and L to double (relative u each: |A| + |Bv| <= |S| + m delta
+  //    + 2 |Bv|, |Bv| <= m inv (1 + inv_lo) / 2 as |lo_i| <= (s_lo + 1) / 2) and, for W = 2,
+  //    rounds their sum (u |cell| (1 + 2u)); then T(value) rounds to float (u_T |cell| (1 +
+  //    2 u_T)); the products by powers of two are exact.
+  // So |cell - S| <= m delta + u (|S| + m delta + m inv (1 + inv_lo) [W = 2]) + u |cell| (1 +
+  // 2u) [W = 2] + u_T |cell| (1 + 2 u_T) [float]: for double, within 2 ulp of S (u |x| is at
+  // most an ulp of x; the other terms, below 1e-21 here on cells of order 10, are negligible;
+  // measured: half an ulp); for float, within an ulp of T plus m 2^-62 B. The reference S sums the
+  // same T terms in long double with Sum2 (Ogita, Rump and Oishi, 2005: cascaded TwoSum), whose
+  // error is at most u_ld |S| + gamma_{m-1}^2 sum |t_i| (u_ld the unit roundoff of long double,
+  // gamma_k = k u_ld / (1 - k u_ld)), added to the bound.
   const Grid g({6, 5, 4}, {30.0, 25.0, 20.0});
   const std::size_t n = 200000;  // ~1700 terms per cell
   const auto x = random_positions<T>(n, g, 41);
@@ -303,32 +325,95 @@ TEMPLATE_TEST_CASE("fixed-point paints agree with an exact sum to the documented
   RealField<T> mesh(g);
   dp::paint_cic(x, w, mesh);
 
+  const auto scale = scale_of(w);
+  const double B = double(n) * max_abs(w);
+  const double delta = W == 2 ? 0.5 * scale.inverse * scale.inverse_lo : 0.5 * scale.inverse;
+  // The documented resolutions.
+  CHECK(0.5 * scale.inverse <= std::ldexp(B, -62));
+  CHECK(scale.inverse_lo <= std::ldexp(8.0 * double(n), -62));
+
   const auto geometry = dp::detail::cic_geometry<T>(g);
-  std::vector<long double> exact(g.size(), 0.0L);
-  std::vector<double> terms(g.size(), 0.0);
+  using LD = long double;
+  std::vector<LD> sum(g.size(), 0.0L), carry(g.size(), 0.0L);
+  std::vector<double> terms(g.size(), 0.0), magnitude(g.size(), 0.0);
   for (std::size_t p = 0; p < n; ++p) {
     std::size_t index[8];
     T wc[8];
     dp::detail::cic_stencil(x[p].data(), geometry, index, wc);
     for (int c = 0; c < 8; ++c) {
-      exact[index[c]] += (long double)(T(w[p] * wc[c]));
-      terms[index[c]] += 1.0;
+      const LD t = LD(T(w[p] * wc[c]));
+      const std::size_t i = index[c];
+      // TwoSum: sum + t = s + e exactly.
+      const LD s = sum[i] + t;
+      const LD z = s - sum[i];
+      const LD e = (sum[i] - (s - z)) + (t - z);
+      sum[i] = s;
+      carry[i] += e;
+      terms[i] += 1.0;
+      magnitude[i] += std::fabs(double(t));
     }
   }
-  const double B = double(n) * max_abs(w);
-  const double per_term = std::ldexp(B, -62);
-  double worst = 0.0, largest_error = 0.0;
+  const double u = 0x1p-53;
+  const double u_t = 0.5 * double(std::numeric_limits<T>::epsilon());
+  const double u_ld = 0.5 * double(std::numeric_limits<LD>::epsilon());
+  double worst = 0.0, largest_error = 0.0, worst_ulp = 0.0;
   for (std::size_t c = 0; c < g.size(); ++c) {
-    const double s = double(exact[c]);
-    const double bound = terms[c] * per_term + std::fabs(s) * 0.5 * 0x1p-52 +
-                         std::fabs(s) * 0.5 * double(std::numeric_limits<T>::epsilon());
-    const double error = std::fabs(double(mesh.data[c]) - s);
+    const double m = terms[c];
+    const LD exact = sum[c] + carry[c];
+    const double s = std::fabs(double(exact)), cell = std::fabs(double(mesh.data[c]));
+    const double gamma = (m - 1) * u_ld / (1 - (m - 1) * u_ld);
+    const double reference = 2 * u_ld * s + gamma * gamma * magnitude[c];
+    double bound = m * delta + u * (s + m * delta) + reference;
+    if (W == 2) bound += u * m * scale.inverse * (1 + scale.inverse_lo) + u * cell * (1 + 2 * u);
+    if (std::is_same_v<T, float>) bound += u_t * cell * (1 + 2 * u_t);
+    bound *= 1 + 0x1p-40;  // the bound's own rounding
+    const double error = double(std::fabs(LD(mesh.data[c]) - exact));
     largest_error = std::max(largest_error, error);
     worst = std::max(worst, error / bound);
+    int e = 0;
+    std::frexp(s, &e);  // ulp(S) = 2^(e - 1) ulp(1) for s in [2^(e - 1), 2^e)
+    worst_ulp =
+        std::max(worst_ulp, error / std::ldexp(double(std::numeric_limits<T>::epsilon()), e - 1));
   }
-  INFO("largest error " << largest_error << ", per-term resolution " << per_term
-                        << ", worst error / bound " << worst);
+  INFO("largest error " << largest_error << ", per-term resolution " << delta
+                        << ", worst error / bound " << worst << ", worst error in ulp of the sum "
+                        << worst_ulp);
   CHECK(worst <= 1.0);
+}
+
+TEMPLATE_TEST_CASE("float paints keep one word: the bits of to_fixed terms and from_fixed",
+                   "[particles][cic][fixed]", float) {
+  using T = TestType;
+  static_assert(fp::words<T> == 1);
+  // The one-word contract as it stood before double took a second word: terms to_fixed(T(weight
+  // W_c), scale), summed in int64, converted by T(from_fixed(sum, inverse)).
+  const Grid g({8, 6, 10}, {100.0, 80.0, 50.0});
+  const auto x = random_positions<T>(5000, g, 61);
+  const auto w = random_vector<T>(x.size(), 62);
+  const auto scale = scale_of(w);
+  const auto geometry = dp::detail::cic_geometry<T>(g);
+  std::vector<fp::Accumulator> sum(g.size(), 0);
+  bool terms_match = true;
+  for (std::size_t p = 0; p < x.size(); ++p) {
+    std::size_t index[8];
+    T wc[8];
+    dp::detail::cic_stencil(x[p].data(), geometry, index, wc);
+    std::size_t index_terms[8];
+    fp::Term term[8];
+    dp::detail::deposit_terms(x[p].data(), geometry, w[p], scale, index_terms, term);
+    for (int c = 0; c < 8; ++c) {
+      const fp::Accumulator old = fp::to_fixed(double(T(w[p] * wc[c])), scale.scale);
+      terms_match =
+          terms_match && term[c].hi == old && term[c].lo == 0 && index_terms[c] == index[c];
+      sum[index[c]] += old;
+    }
+  }
+  CHECK(terms_match);
+  std::vector<T> old(g.size());
+  for (std::size_t c = 0; c < g.size(); ++c) old[c] = T(fp::from_fixed(sum[c], scale.inverse));
+  RealField<T> mesh(g);
+  dp::paint_cic(x, w, mesh);
+  CHECK(bitwise_equal(mesh.data, old));
 }
 
 TEMPLATE_TEST_CASE("fixed-point paints refuse non-finite weights, leaving the mesh untouched",

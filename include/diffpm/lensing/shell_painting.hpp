@@ -55,11 +55,13 @@ inline void check_shell(const Replicas& rep, double chi, double width, const Pla
   }
 }
 
-/// Particle groups of paint_shell, each with its own plane of 64-bit integers: 16 (enough
-/// parallelism for a workstation), fewer when 16 planes would take more than 256 MB. (The
-/// painted plane does not depend on the groups: integer sums do not depend on their order.)
-inline int paint_groups(std::size_t plane_size) {
-  const std::size_t budget = (std::size_t(256) << 20) / sizeof(fixed_point::Accumulator);
+/// Particle groups of paint_shell, each with its own plane of `words` 64-bit integers per point
+/// (fixed_point::words of the plane's type): 16 (enough parallelism for a workstation), fewer
+/// when 16 planes would take more than 256 MB. (The painted plane does not depend on the groups:
+/// integer sums do not depend on their order.)
+inline int paint_groups(std::size_t plane_size, int words = 1) {
+  const std::size_t budget =
+      (std::size_t(256) << 20) / (sizeof(fixed_point::Accumulator) * std::size_t(words));
   return static_cast<int>(
       std::clamp<std::size_t>(budget / std::max<std::size_t>(plane_size, 1), 1, 16));
 }
@@ -130,16 +132,17 @@ void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep,
 }
 
 /// The fixed-point terms of one image's deposit of weight w at plane point (tx, ty): term[2 c
-/// + e] for row c (ay.lo, ay.hi) and column e (ax.lo, ax.hi), to_fixed(w (1 - f_y or f_y) (1 -
-/// f_x or f_x), scale), the products formed left to right in double as the floating-point
-/// deposit did. Their values sum to at most |w| (up to rounding): the bound of paint_shell's
-/// scale.
-inline void shell_terms(const AxisStencil& ax, const AxisStencil& ay, double w, double scale,
-                        fixed_point::Accumulator term[4]) {
+/// + e] for row c (ay.lo, ay.hi) and column e (ax.lo, ax.hi), fixed_point::term<Words>(w (1 -
+/// f_y or f_y) (1 - f_x or f_x), scale), the products formed left to right in double as the
+/// floating-point deposit did (whatever the plane's type; Words = fixed_point::words of it).
+/// Their values sum to at most |w| (up to rounding): the bound of paint_shell's scale.
+template <int Words>
+inline void shell_terms(const AxisStencil& ax, const AxisStencil& ay, double w,
+                        const fixed_point::Scale& scale, fixed_point::Term term[4]) {
   const double wy[2] = {w * (1.0 - ay.f), w * ay.f};
   for (int c = 0; c < 2; ++c) {
-    term[2 * c] = fixed_point::to_fixed(wy[c] * (1.0 - ax.f), scale);
-    term[2 * c + 1] = fixed_point::to_fixed(wy[c] * ax.f, scale);
+    term[2 * c] = fixed_point::term<Words>(wy[c] * (1.0 - ax.f), scale);
+    term[2 * c + 1] = fixed_point::term<Words>(wy[c] * ax.f, scale);
   }
 }
 
@@ -172,9 +175,10 @@ void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* 
 /// "Deterministic scatter"), so the plane is the same bits for any thread count and any particle
 /// order. A first pass over the images counts them (n) and takes the largest image weight w_max
 /// = max K Lambda(s) / s^2; the scale is fixed_point::scale_for(n, w_max), each term
-/// (detail::shell_terms) is rounded once to a multiple of 2^-62 n w_max, and a point's value is
-/// T(from_fixed(sum) - 1). Throws InvalidArgument on a non-finite position, image weight or a
-/// bad shell.
+/// (detail::shell_terms) is rounded to a multiple of 2^-62 n w_max, and for a double plane its
+/// residual again in a second word (W = fixed_point::words<T> words per term and point), and a
+/// point's value is T(value<W>(sums) - 1). Throws InvalidArgument on a non-finite position,
+/// image weight or a bad shell.
 template <class T>
 void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double chi, double width,
                  Plane<T>& plane, double particle_density = 0.0) {
@@ -189,7 +193,8 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   };
   // Each of a fixed number of particle groups works on its own plane (at most `groups` threads
   // work: detail::paint_groups).
-  const int groups = detail::paint_groups(g.size());
+  constexpr int W = fixed_point::words<T>;
+  const int groups = detail::paint_groups(g.size(), W);
 
   // Pass 1: the number of images and the largest image weight (a count and a max: the same for
   // any order), for the fixed-point scale.
@@ -220,22 +225,27 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   }
   const auto scale = fixed_point::scale_for(images, max_weight, fn);
 
-  // Pass 2: each group sums its images' integer terms in its own plane; the planes are added.
-  std::vector<fixed_point::Accumulator> partial(std::size_t(groups) * g.size(), 0);
+  // Pass 2: each group sums its images' integer terms, word by word, in its own plane (word j
+  // of point c at c W + j); the planes are added.
+  std::vector<fixed_point::Accumulator> partial(std::size_t(groups) * g.size() * W, 0);
   const int n = g.n;
+  const auto add = [](fixed_point::Accumulator* point, const fixed_point::Term& t) {
+    point[0] += t.hi;
+    if constexpr (W == 2) point[1] += t.lo;
+  };
   detail::for_each_image(
       x, rep, g, chi, width, groups, image_weight,
       [&](int b, std::size_t, double, double tx, double ty, const detail::ReplicaView&, double w) {
-        fixed_point::Accumulator* m = partial.data() + std::size_t(b) * g.size();
+        fixed_point::Accumulator* m = partial.data() + std::size_t(b) * g.size() * W;
         const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
-        fixed_point::Accumulator term[4];
-        detail::shell_terms(ax, ay, w, scale.scale, term);
+        fixed_point::Term term[4];
+        detail::shell_terms<W>(ax, ay, w, scale, term);
         const int jy[2] = {ay.lo, ay.hi};
         for (int c = 0; c < 2; ++c) {
           if (jy[c] < 0) continue;
-          fixed_point::Accumulator* row = m + std::size_t(jy[c]) * n;
-          if (ax.lo >= 0) row[ax.lo] += term[2 * c];
-          if (ax.hi >= 0) row[ax.hi] += term[2 * c + 1];
+          fixed_point::Accumulator* row = m + std::size_t(jy[c]) * n * W;
+          if (ax.lo >= 0) add(row + std::size_t(ax.lo) * W, term[2 * c]);
+          if (ax.hi >= 0) add(row + std::size_t(ax.hi) * W, term[2 * c + 1]);
         }
       });
   const std::ptrdiff_t size = std::ptrdiff_t(g.size());
@@ -243,9 +253,12 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   T* out = plane.data.data();
   DIFFPM_OMP(omp parallel for schedule(static))
   for (std::ptrdiff_t c = 0; c < size; ++c) {
-    fixed_point::Accumulator sum = 0;
-    for (int b = 0; b < groups; ++b) sum += part[std::ptrdiff_t(b) * size + c];
-    out[c] = static_cast<T>(fixed_point::from_fixed(sum, scale.inverse) - 1.0);
+    fixed_point::Accumulator sum[2] = {0, 0};
+    for (int b = 0; b < groups; ++b) {
+      const fixed_point::Accumulator* point = part + (std::ptrdiff_t(b) * size + c) * W;
+      for (int j = 0; j < W; ++j) sum[j] += point[j];
+    }
+    out[c] = static_cast<T>(fixed_point::value<W>(sum[0], sum[1], scale) - 1.0);
   }
 }
 

@@ -166,11 +166,13 @@ void paint_adjoint_loop(const T* m, const G g, const std::array<T, 3>* x, const 
 /// Deposits `weight` per particle on the CIC mesh points around it: mesh (+)= sum_p weight
 /// W(x_p); with accumulate = false the mesh's old values are ignored. The sum is taken in
 /// 64-bit fixed point (core/fixed_point.hpp; docs/design.md, "Deterministic scatter"): each
-/// term weight W_c(x_p) is rounded once to a multiple of 2^-62 n max|weight| (about 500 double
-/// ulp of the largest weight at 2^21 particles), then the integers are summed exactly, so the
+/// term weight W_c(x_p) is rounded to a multiple of 2^-62 n max|weight| (far below a float
+/// ulp), and for double its residual again in a second 64-bit word (so that a cell is within an
+/// ulp or two of the exact sum of its terms), then the integers are summed exactly, so the
 /// result is the same bits for any thread count and any particle order, and on every backend
 /// (detail::gather_planes). Scratch memory: one plane-sorted copy of the positions (and
-/// weights), 3 (+1) T per particle, and one plane of 64-bit integers per thread. To paint a
+/// weights), 3 (+1) T per particle, and two planes of 64-bit integers per thread (of two words
+/// per cell for double). To paint a
 /// density contrast, use weight = n_cells / n_particles and subtract 1. Throws
 /// InvalidArgument, leaving the mesh untouched, on a non-finite position or weight or a bad
 /// view.

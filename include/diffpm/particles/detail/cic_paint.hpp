@@ -1,6 +1,7 @@
 /// \file
 /// \brief Order-independent CIC painting on the CPU: particles bucketed by x-plane, each plane
-/// gathered in 64-bit fixed point (core/fixed_point.hpp) by one thread.
+/// gathered in 64-bit fixed point (core/fixed_point.hpp; two words per cell for double) by one
+/// thread.
 #pragma once
 
 #include <algorithm>
@@ -267,28 +268,35 @@ double max_deposit_bound(std::size_t n, const Weight& weight, const char* functi
 }
 
 /// Adds the fixed-point terms of the particles items[begin, end) to plane buffers of K
-/// components (component k at offset k * plane): with Lo, those of their a = 0 corners (c =
-/// 0..3, x index lo) to `lo`; with Hi, those of their a = 1 corners (c = 4..7, x index hi) to
-/// `hi`. pg is a plane_geometry, so the indices are plane-local.
-template <bool Lo, bool Hi, int K, class T, class Item, class Weight>
+/// components of W = fixed_point::words<T> words per cell (word j of plane-local cell i of
+/// component k at (k * plane + i) W + j: a cell's words share a cache line): with ToLo, those
+/// of their a = 0 corners (c = 0..3, x index lo) to `lo_plane`; with ToHi, those of their a = 1
+/// corners (c = 4..7, x index hi) to `hi_plane`. pg is a plane_geometry, so the indices are
+/// plane-local.
+template <bool ToLo, bool ToHi, int K, class T, class Item, class Weight>
 inline void add_plane_terms(const Item* items, std::size_t begin, std::size_t end,
                             const CicGeometry<T>& pg,
                             const std::array<fixed_point::Scale, K>& scale, std::size_t plane,
-                            fixed_point::Accumulator* lo, fixed_point::Accumulator* hi,
+                            fixed_point::Accumulator* lo_plane, fixed_point::Accumulator* hi_plane,
                             const Weight& weight) {
+  constexpr int W = fixed_point::words<T>;
+  const auto add = [](fixed_point::Accumulator* cell, const fixed_point::Term& t) {
+    cell[0] += t.hi;
+    if constexpr (W == 2) cell[1] += t.lo;
+  };
   for (std::size_t q = begin; q < end; ++q) {
     std::size_t index[8];
     T w[8];
     cic_stencil(item_position(items[q]), pg, index, w);
     for (int k = 0; k < K; ++k) {
       const T wk = weight(items[q], q, k);
-      const double sc = scale[k].scale;
+      const fixed_point::Scale& sc = scale[k];
       const std::size_t o = std::size_t(k) * plane;
-      if constexpr (Lo) {
-        for (int c = 0; c < 4; ++c) lo[o + index[c]] += fixed_term(wk, w[c], sc);
+      if constexpr (ToLo) {
+        for (int c = 0; c < 4; ++c) add(lo_plane + (o + index[c]) * W, fixed_term(wk, w[c], sc));
       }
-      if constexpr (Hi) {
-        for (int c = 4; c < 8; ++c) hi[o + index[c]] += fixed_term(wk, w[c], sc);
+      if constexpr (ToHi) {
+        for (int c = 4; c < 8; ++c) add(hi_plane + (o + index[c]) * W, fixed_term(wk, w[c], sc));
       }
     }
   }
@@ -297,27 +305,29 @@ inline void add_plane_terms(const Item* items, std::size_t begin, std::size_t en
 /// The fixed-point CIC scatter of K weight deposits per particle onto K meshes on one grid
 /// (core/fixed_point.hpp, docs/design.md "Deterministic scatter"): out[k] (+)= sum_p
 /// weight(item_p, q_p, k) W(x_p), where scale[k] is the scale of component k's scatter and
-/// every term is fixed_term (the integers of detail/cic_fixed.hpp's deposit_terms).
+/// every term is fixed_term (the integers of detail/cic_fixed.hpp's deposit_terms), with W =
+/// fixed_point::words<T> 64-bit words per term and per cell (one for float, two for double).
 ///
 /// A plane gather: x-plane i receives the a = 0 corners (c = 0..3) of the particles of bucket i
 /// and the a = 1 corners (c = 4..7) of those of bucket i - 1 (mod n_x). The planes are cut into
-/// runs of consecutive planes, one run at a time per thread. A thread sums a plane's integer
-/// terms in its own buffer of n_y n_z 64-bit integers (per component) and then writes the
-/// plane: out = T(from_fixed(sum)), or out + T(from_fixed(sum)) with accumulate (added in T).
-/// Within a run, bucket i's a = 1 corners go to a second buffer, the next plane's, so that each
-/// particle's stencil is computed once (twice for the particles of the bucket before a run).
-/// Integer addition is associative, so the result is the same bits for any thread count, any
-/// cut into runs and any particle order. Every one of the n_x n_y n_z cells of each view is
-/// written, and nothing else (FFTW's padding stays). weight(item, q, k) is given the bucket
-/// slot q (for buckets.index).
+/// runs of consecutive planes, one run at a time per thread. A thread sums each word of a
+/// plane's integer terms in its own buffer of W n_y n_z 64-bit integers (per component) and then
+/// writes the plane: out = T(value<W>(sums)), or out + T(value<W>(sums)) with accumulate (added
+/// in T). Within a run, bucket i's a = 1 corners go to a second buffer, the next plane's, so
+/// that each particle's stencil is computed once (twice for the particles of the bucket before
+/// a run). Integer addition is associative, so the result is the same bits for any thread count,
+/// any cut into runs and any particle order. Every one of the n_x n_y n_z cells of each view is
+/// written, and nothing else (FFTW's padding stays). weight(item, q, k) is given the bucket slot
+/// q (for buckets.index).
 template <int K, class T, class Item, class Weight>
 void gather_planes(const PlaneBuckets<Item>& buckets, const std::array<mesh::RealView<T>, K>& out,
                    const std::array<fixed_point::Scale, K>& scale, bool accumulate,
                    const Weight& weight) {
+  constexpr int W = fixed_point::words<T>;
   const mesh::Grid& grid = out[0].grid;
   const int nx = grid.n[0], ny = grid.n[1], nz = grid.n[2];
   const std::size_t plane = std::size_t(ny) * std::size_t(nz);
-  const std::size_t size = static_cast<std::size_t>(K) * plane;
+  const std::size_t size = static_cast<std::size_t>(K) * plane * W;
   const CicGeometry<T> pg = plane_geometry<T>(grid);
   const Item* items = buckets.items.data();
   const std::size_t* start = buckets.start.data();
@@ -347,14 +357,16 @@ void gather_planes(const PlaneBuckets<Item>& buckets, const std::array<mesh::Rea
         }
         for (int k = 0; k < K; ++k) {
           const mesh::RealView<T>& v = out[k];
-          const double inverse = scale[k].inverse;
+          const fixed_point::Scale& sc = scale[k];
           const std::ptrdiff_t sz = v.stride[2];
           for (int j = 0; j < ny; ++j) {
             const fixed_point::Accumulator* s =
-                cur + std::size_t(k) * plane + std::size_t(j) * std::size_t(nz);
+                cur + (std::size_t(k) * plane + std::size_t(j) * std::size_t(nz)) * W;
             T* row = v.data + v.offset(i, j, 0);
             for (int kz = 0; kz < nz; ++kz) {
-              const T value = T(fixed_point::from_fixed(s[kz], inverse));
+              // a cell's words: hi at [0], lo at [W - 1] (ignored, and the same word, for W = 1)
+              const fixed_point::Accumulator* a = s + std::size_t(kz) * W;
+              const T value = T(fixed_point::value<W>(a[0], a[W - 1], sc));
               T& cell = row[std::ptrdiff_t(kz) * sz];
               cell = accumulate ? T(cell + value) : value;
             }
