@@ -35,6 +35,7 @@
 #include "diffpm/mesh/grid.hpp"
 #include "diffpm/mesh/view.hpp"
 #include "diffpm/particles/detail/cic_fixed.hpp"
+#include "diffpm/particles/detail/cic_interpolate.hpp"
 #include "diffpm/particles/detail/cic_paint.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
 #include "diffpm/particles/particles.hpp"
@@ -96,26 +97,9 @@ void check_positions(const Positions<T>& positions, const char* function) {
 /// detail/cic_weights.hpp; G (CicGeometry or StridedCicGeometry) only places the 8 points.
 template <bool Gradient, class T, class G>
 inline void interpolate(const T* m, const T x[3], const G& g, T& value, identity_t<T>* grad) {
-  std::size_t idx[8];
-  T w[8], dw[3][8];
-  // The same weights either way: both routines form w_x w_y w_z left to right (products only,
-  // nothing a compiler may contract), and cic_stencil spares the derivatives.
-  if constexpr (Gradient) {
-    cic_stencil_gradient(x, g, idx, w, dw);
-    grad[0] = grad[1] = grad[2] = T(0);
-  } else {
-    cic_stencil(x, g, idx, w);
-  }
-  value = T(0);
-  for (int c = 0; c < 8; ++c) {
-    const T mc = m[idx[c]];
-    value += w[c] * mc;
-    if constexpr (Gradient) {
-      grad[0] += dw[0][c] * mc;
-      grad[1] += dw[1][c] * mc;
-      grad[2] += dw[2][c] * mc;
-    }
-  }
+  // The one per-particle routine of every backend (detail/cic_interpolate.hpp): both stencil
+  // routines form w_x w_y w_z left to right (products only, nothing a compiler may contract).
+  interpolate_at<Gradient>(m, x, g, value, grad);
 }
 
 /// readout_cic's loop: out[p] = readout at x[p]; returns nonzero if a position is not finite.

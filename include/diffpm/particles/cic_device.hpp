@@ -24,6 +24,7 @@
 #include "diffpm/mesh/view.hpp"
 #include "diffpm/particles/detail/cic_fixed.hpp"
 #include "diffpm/particles/detail/cic_interpolate.hpp"
+#include "diffpm/particles/detail/cic_paint.hpp"
 #include "diffpm/particles/detail/cic_weights.hpp"
 #include "diffpm/particles/particles.hpp"
 
@@ -39,16 +40,11 @@ struct Identity {
 template <class T>
 using identity_t = typename Identity<T>::type;
 
+/// The geometry of a packed mesh: the CPU kernels' (detail::cic_geometry), so both backends
+/// place particles with the same cells_per_length.
 template <class T>
 detail::CicGeometry<T> packed_geometry(const mesh::Grid& grid) {
-  detail::CicGeometry<T> g;
-  for (int d = 0; d < 3; ++d) {
-    g.n[d] = grid.n[d];
-    g.cells_per_length[d] = static_cast<T>(grid.n[d] / grid.length[d]);
-  }
-  g.stride_x = std::size_t(grid.n[1]) * grid.n[2];
-  g.stride_y = std::size_t(grid.n[2]);
-  return g;
+  return detail::cic_geometry<T>(grid);
 }
 
 /// Throws InvalidArgument naming `function` and the first particle with a non-finite
@@ -118,7 +114,7 @@ void deposit_all(Vec3View<const T> x, const mesh::Grid& grid, const Weight& weig
 
 /// The scratch accumulator, grown to `words` words per cell if needed, zeroed.
 inline fixed_point::Accumulator* prepare_sums(device::Buffer<fixed_point::Accumulator>& scratch,
-                                             std::size_t cells, int words) {
+                                              std::size_t cells, int words) {
   const std::size_t n = cells * std::size_t(words);
   if (scratch.size() < n) scratch = device::Buffer<fixed_point::Accumulator>(n);
   device::zero_bytes(scratch.data(), n * sizeof(fixed_point::Accumulator));
@@ -157,7 +153,7 @@ void paint_cic(Cuda, ConstView<T> x, mesh::RealView<T> mesh,
       fixed_point::scale_for(x.size, detail::deposit_bound(T(weight)), "paint_cic (device)");
   device::Buffer<fixed_point::Accumulator> own;
   auto* sums = device_detail::prepare_sums(scratch ? *scratch : own, mesh.grid.size(),
-                                          fixed_point::words<T>);
+                                           fixed_point::words<T>);
   device_detail::deposit_all(x, mesh.grid, device_detail::UniformWeight<T>{T(weight)}, s, sums);
   device_detail::convert(sums, s, mesh, accumulate);
 }
@@ -179,13 +175,13 @@ void paint_cic(Cuda, ConstView<T> x, const T* weights, std::ptrdiff_t stride_byt
   if (bad) {
     throw InvalidArgument(std::string(fn) + ": " + std::to_string(bad) + " weights are not finite");
   }
-  const double largest = backend::reduce_max(
-      Cuda{}, x.size, 0.0,
-      [w] DIFFPM_LAMBDA(std::size_t i) { return detail::deposit_bound(w(i)); });
+  const double largest = backend::reduce_max(Cuda{}, x.size, 0.0, [w] DIFFPM_LAMBDA(std::size_t i) {
+    return detail::deposit_bound(w(i));
+  });
   const fixed_point::Scale s = fixed_point::scale_for(x.size, largest, fn);
   device::Buffer<fixed_point::Accumulator> own;
   auto* sums = device_detail::prepare_sums(scratch ? *scratch : own, mesh.grid.size(),
-                                          fixed_point::words<T>);
+                                           fixed_point::words<T>);
   device_detail::deposit_all(x, mesh.grid, w, s, sums);
   device_detail::convert(sums, s, mesh, accumulate);
 }
