@@ -15,12 +15,6 @@
 /// which is what a GPU run needs).
 #pragma once
 
-#include <thrust/execution_policy.h>
-#include <thrust/functional.h>
-#include <thrust/iterator/counting_iterator.h>
-#include <thrust/iterator/transform_iterator.h>
-#include <thrust/reduce.h>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -118,13 +112,7 @@ struct DeviceFixedPointState {
     auto term = [X, P] DIFFPM_LAMBDA(std::size_t i) -> unsigned long long {
       return fixed_state::digest_term(std::uint64_t(i), X + 3 * i, P + 3 * i);
     };
-    unsigned long long sum = 0;
-    if (size) {
-      const auto first =
-          thrust::make_transform_iterator(thrust::counting_iterator<std::size_t>(0), term);
-      sum = thrust::reduce(backend::device_detail::policy(), first, first + size, 0ull,
-                           thrust::plus<unsigned long long>());
-    }
+    const unsigned long long sum = backend::sum_u64(Cuda{}, size, term);
     return fixed_state::digest_finish(std::uint64_t(sum), momentum_quantum, std::uint64_t(size));
   }
 

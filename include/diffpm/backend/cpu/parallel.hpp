@@ -1,8 +1,9 @@
 /// \file
-/// \brief The CPU backend's launch primitives: an OpenMP loop over an index range, a maximum.
+/// \brief The CPU backend's launch primitives: an OpenMP loop over an index range and three
+/// order-free reductions (a maximum, a count, an integer sum).
 ///
-/// Kernels written once for every backend call backend::for_each_index(backend, n, f) and
-/// backend::reduce_max(backend, n, f); this header gives the Cpu versions, and
+/// Kernels written once for every backend call backend::for_each_index(backend, n, f),
+/// backend::reduce_max(backend, n, f) and the like; this header gives the Cpu versions, and
 /// backend/device/parallel.hpp the Cuda ones. f is a DIFFPM_HOST_DEVICE callable of the index.
 #pragma once
 
@@ -43,6 +44,16 @@ std::size_t count_if(Cpu, std::size_t n, const F& f) {
   const std::ptrdiff_t count = std::ptrdiff_t(n);
   DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : result))
   for (std::ptrdiff_t i = 0; i < count; ++i) result += f(std::size_t(i)) ? 1 : 0;
+  return result;
+}
+
+/// sum_i f(i) modulo 2^64 (unsigned 64-bit integers: any order gives the same value).
+template <class F>
+unsigned long long sum_u64(Cpu, std::size_t n, const F& f) {
+  unsigned long long result = 0;
+  const std::ptrdiff_t count = std::ptrdiff_t(n);
+  DIFFPM_OMP(omp parallel for schedule(static) reduction(+ : result))
+  for (std::ptrdiff_t i = 0; i < count; ++i) result += f(std::size_t(i));
   return result;
 }
 

@@ -21,6 +21,7 @@
 #include <thrust/iterator/transform_iterator.h>
 #include <thrust/reduce.h>
 
+#include "diffpm/backend/cpu/parallel.hpp"
 #include "diffpm/backend/device/memory.hpp"
 #include "diffpm/backend/device/system.hpp"
 #include "diffpm/backend/tags.hpp"
@@ -52,19 +53,45 @@ void for_each_index(Cuda, std::size_t n, const F& f) {
   thrust::for_each_n(device_detail::policy(), thrust::counting_iterator<std::size_t>(0), n, f);
 }
 
+// The reductions. On a GPU: Thrust (CUB). In the host emulation: the Cpu backend's OpenMP
+// reductions, which return the same values (a maximum, a count and an integer sum do not depend
+// on the order); Thrust's OpenMP reduce binds a reference to a null pointer internally, which
+// UndefinedBehaviorSanitizer rejects, and that code never runs on a GPU anyway.
+
 template <class R, class F>
 R reduce_max(Cuda, std::size_t n, R init, const F& f) {
   if (n == 0) return init;
+#if defined(DIFFPM_DEVICE_CUDA)
   const auto first = thrust::make_transform_iterator(thrust::counting_iterator<std::size_t>(0), f);
   return thrust::reduce(device_detail::policy(), first, first + n, init, thrust::maximum<R>());
+#else
+  return reduce_max(Cpu{}, n, init, f);
+#endif
 }
 
 template <class F>
 std::size_t count_if(Cuda, std::size_t n, const F& f) {
   if (n == 0) return 0;
+#if defined(DIFFPM_DEVICE_CUDA)
   return std::size_t(thrust::count_if(device_detail::policy(),
                                       thrust::counting_iterator<std::size_t>(0),
                                       thrust::counting_iterator<std::size_t>(n), f));
+#else
+  return count_if(Cpu{}, n, f);
+#endif
+}
+
+/// sum_i f(i) modulo 2^64 (unsigned 64-bit integers: any order gives the same value).
+template <class F>
+unsigned long long sum_u64(Cuda, std::size_t n, const F& f) {
+  if (n == 0) return 0ull;
+#if defined(DIFFPM_DEVICE_CUDA)
+  const auto first = thrust::make_transform_iterator(thrust::counting_iterator<std::size_t>(0), f);
+  return thrust::reduce(device_detail::policy(), first, first + n, 0ull,
+                        thrust::plus<unsigned long long>());
+#else
+  return sum_u64(Cpu{}, n, f);
+#endif
 }
 
 /// sum_i term(i) (doubles) in the order of core/deterministic_sum.hpp: blocks of `block`
