@@ -147,3 +147,34 @@ TEST_CASE("device paint and readout reject non-finite input, naming it", "[devic
       particles::paint_cic(Cuda{}, ok.view(), static_cast<const double*>(wd.data()), m.view()),
       Catch::Contains("not finite"));
 }
+
+TEST_CASE("device paint and readout are each other's transpose (dot-product test, double)",
+          "[device][cic][adjoint]") {
+  // <paint(w), m> = sum_p w_p sum_c W_c(x_p) m_c = <w, readout(m)>. The paint's fixed-point
+  // rounding (two words in double: within ~2 ulp per cell) and the sums in double leave
+  // ~1e-15 relative; 1e-12 leaves room and still catches any wrong index or weight.
+  const mesh::Grid grid({12, 10, 9}, {60.0, 50.0, 45.0});
+  const auto x = random_positions<double>(4000, grid, 21);
+  std::mt19937_64 rng(22);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<double> w(x.size());
+  for (auto& v : w) v = normal(rng);
+  mesh::RealField<double> m(grid);
+  for (auto& v : m.data) v = normal(rng);
+
+  test::DevicePositions<double> xd(x);
+  device::Buffer<double> wd(w);
+  test::DeviceMesh<double> painted(grid), md(m);
+  particles::paint_cic(Cuda{}, xd.view(), static_cast<const double*>(wd.data()), painted.view());
+  device::Buffer<double> read(x.size());
+  particles::readout_cic(Cuda{}, md.view(), xd.view(), read.data());
+  const auto p = painted.to_host();
+  const auto r = read.to_host();
+  double lhs = 0.0, rhs = 0.0, scale = 0.0;
+  for (std::size_t c = 0; c < grid.size(); ++c) {
+    lhs += p.data[c] * m.data[c];
+    scale += std::abs(p.data[c] * m.data[c]);
+  }
+  for (std::size_t i = 0; i < x.size(); ++i) rhs += w[i] * r[i];
+  CHECK(std::abs(lhs - rhs) <= 1e-12 * scale);
+}
