@@ -22,6 +22,7 @@
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/mesh/grid.hpp"
 #include "diffpm/mesh/view.hpp"
+#include "diffpm/particles/cic.hpp"
 #include "diffpm/particles/detail/cic_fixed.hpp"
 #include "diffpm/particles/detail/cic_interpolate.hpp"
 #include "diffpm/particles/detail/cic_paint.hpp"
@@ -32,13 +33,9 @@ namespace diffpm::particles {
 
 namespace device_detail {
 
-/// T in a parameter that takes no part in template argument deduction.
+/// T in a parameter that takes no part in template argument deduction (cic.hpp's).
 template <class T>
-struct Identity {
-  using type = T;
-};
-template <class T>
-using identity_t = typename Identity<T>::type;
+using identity_t = detail::identity_t<T>;
 
 /// The geometry of a packed mesh: the CPU kernels' (detail::cic_geometry), so both backends
 /// place particles with the same cells_per_length.
