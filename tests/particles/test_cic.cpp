@@ -14,6 +14,7 @@
 
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/particles/cic.hpp"
+#include "support/mesh_fields.hpp"
 
 using diffpm::InvalidArgument;
 using diffpm::mesh::ComplexField;
@@ -67,15 +68,6 @@ RealField<T> random_field(const Grid& g, std::uint64_t seed) {
   RealField<T> f(g);
   for (auto& v : f.data) v = T(n(rng));
   return f;
-}
-
-template <class T>
-std::vector<T> random_vector(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> d(0.0, 1.0);
-  std::vector<T> v(n);
-  for (auto& x : v) x = T(d(rng));
-  return v;
 }
 
 template <class T>
@@ -352,7 +344,7 @@ TEMPLATE_TEST_CASE("paint_cic_adjoint passes dot-product tests", "[particles][ci
 
   SECTION("with respect to per-particle weights (paint is linear in them)") {
     const auto x = random_positions<T>(n, g, 22, -0.5, 1.5);
-    const auto v = random_vector<T>(n, 23);
+    const auto v = diffpm::test::random_vector<T>(n, 23);
     RealField<T> jv(g);
     dp::paint_cic(x, v, jv);
     Positions<T> x_bar;
@@ -374,7 +366,7 @@ TEMPLATE_TEST_CASE("paint_cic_adjoint passes dot-product tests", "[particles][ci
   }
   SECTION("with respect to positions (the linearisation, steps inside the cells)") {
     const auto x = interior_positions<T>(n, g, 25, 0.2);
-    const auto weights = random_vector<T>(n, 26);
+    const auto weights = diffpm::test::random_vector<T>(n, 26);
     const auto dir = random_vectors<T>(n, 27);
     Positions<T> x_bar;
     std::vector<T> weights_bar;
@@ -414,7 +406,7 @@ TEMPLATE_TEST_CASE("readout_cic_adjoint passes dot-product tests", "[particles][
   SECTION("with respect to the mesh (readout is linear in it)") {
     const auto x = random_positions<T>(n, g, 31, -0.5, 1.5);
     const auto v = random_field<T>(g, 32);
-    const auto w = random_vector<T>(n, 33);
+    const auto w = diffpm::test::random_vector<T>(n, 33);
     std::vector<T> jv;
     dp::readout_cic(v, x, jv);
     RealField<T> mesh_bar;  // no data: becomes zeros on v's grid
@@ -427,7 +419,7 @@ TEMPLATE_TEST_CASE("readout_cic_adjoint passes dot-product tests", "[particles][
     const auto mesh = random_field<T>(g, 34);
     const auto x = interior_positions<T>(n, g, 35, 0.2);
     const auto dir = random_vectors<T>(n, 36);
-    const auto w = random_vector<T>(n, 37);
+    const auto w = diffpm::test::random_vector<T>(n, 37);
     RealField<T> mesh_bar(g);
     Positions<T> x_bar;
     dp::readout_cic_adjoint(mesh, x, w, mesh_bar, x_bar);
@@ -544,7 +536,7 @@ TEMPLATE_TEST_CASE("paint_cic is bitwise reproducible across runs and thread cou
   for (const Grid& g : {Grid::cube(32, 100.0), Grid({31, 32, 33}, {90.0, 100.0, 110.0}),
                         Grid({3, 4, 5}, {10.0, 10.0, 10.0})}) {
     const auto x = random_positions<T>(100000, g, 61, -0.2, 1.2);
-    const auto weights = random_vector<T>(x.size(), 62);
+    const auto weights = diffpm::test::random_vector<T>(x.size(), 62);
     const auto paint = [&](int threads) {
       diffpm::set_threads(threads);
       RealField<T> mesh(g);

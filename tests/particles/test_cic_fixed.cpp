@@ -20,6 +20,7 @@
 #include "diffpm/particles/cic.hpp"
 #include "diffpm/particles/cic_plan.hpp"
 #include "diffpm/particles/detail/cic_fixed.hpp"
+#include "support/mesh_fields.hpp"
 
 using diffpm::InvalidArgument;
 using diffpm::mesh::Grid;
@@ -40,15 +41,6 @@ Positions<T> random_positions(std::size_t n, const Grid& g, std::uint64_t seed) 
     for (int d = 0; d < 3; ++d) p[d] = T(u(rng) * g.length[d]);
   }
   return x;
-}
-
-template <class T>
-std::vector<T> random_vector(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> d(0.0, 1.0);
-  std::vector<T> v(n);
-  for (auto& x : v) x = T(d(rng));
-  return v;
 }
 
 std::vector<std::size_t> random_permutation(std::size_t n, std::uint64_t seed) {
@@ -136,7 +128,7 @@ TEMPLATE_TEST_CASE("fixed-point paints do not depend on the particle order",
   for (std::size_t p = 0; p < x.size() / 2; ++p) {
     for (int d = 0; d < 3; ++d) x[p][d] = T(0.3 * g.length[d] + 0.05 * double(x[p][d]));
   }
-  const auto w = random_vector<T>(x.size(), 12);
+  const auto w = diffpm::test::random_vector<T>(x.size(), 12);
   const auto perm = random_permutation(x.size(), 13);
   const auto xp = permuted(x, perm);
   const auto wp = permuted(w, perm);
@@ -169,7 +161,8 @@ TEMPLATE_TEST_CASE("fixed-point paints do not depend on the particle order",
     {  // the vector readout adjoint's mesh part
       const RealField<T> mesh(g);
       Positions<T> v(x.size());
-      const auto v1 = random_vector<T>(x.size(), 14), v2 = random_vector<T>(x.size(), 15);
+      const auto v1 = diffpm::test::random_vector<T>(x.size(), 14),
+                 v2 = diffpm::test::random_vector<T>(x.size(), 15);
       for (std::size_t p = 0; p < x.size(); ++p) v[p] = {w[p], T(10 * v1[p]), T(1e-3 * v2[p])};
       const auto vp = permuted(v, perm);
       RealField<T> ax(g), ay(g), az(g), bx(g), by(g), bz(g);
@@ -206,8 +199,8 @@ TEMPLATE_TEST_CASE("fixed-point paints are bitwise a serial sum of deposit_terms
                         Grid({8, 6, 10}, {100.0, 80.0, 50.0})}) {
     INFO("mesh " << g.to_string());
     const auto x = random_positions<T>(5000, g, 21);
-    const auto w = random_vector<T>(x.size(), 22);
-    const auto initial = random_vector<T>(g.size(), 23);
+    const auto w = diffpm::test::random_vector<T>(x.size(), 22);
+    const auto initial = diffpm::test::random_vector<T>(g.size(), 23);
     const std::vector<T> uniform(x.size(), T(-1.75));
     for (int threads : {1, 2}) {
       diffpm::set_threads(threads);
@@ -245,7 +238,8 @@ TEMPLATE_TEST_CASE("fixed-point paints are bitwise a serial sum of deposit_terms
       dp::readout_cic_adjoint(m, x, w, bar, xb);
       CHECK(bitwise_equal(bar.data, fixed_reference(x, w, g, scale_of(w), &initial)));
       Positions<T> v(x.size());
-      const auto v1 = random_vector<T>(x.size(), 24), v2 = random_vector<T>(x.size(), 25);
+      const auto v1 = diffpm::test::random_vector<T>(x.size(), 24),
+                 v2 = diffpm::test::random_vector<T>(x.size(), 25);
       for (std::size_t p = 0; p < x.size(); ++p) v[p] = {w[p], T(1e3 * v1[p]), v2[p]};
       RealField<T> bx(g), by(g), bz(g);
       assign(by.data, initial);
@@ -281,7 +275,7 @@ TEMPLATE_TEST_CASE("the plane gather handles a single x-plane (n_x = 1)", "[part
   g.n = {1, 4, 5};
   g.length = {10.0, 12.0, 14.0};
   const auto x = random_positions<T>(3000, g, 31);
-  const auto w = random_vector<T>(x.size(), 32);
+  const auto w = diffpm::test::random_vector<T>(x.size(), 32);
   const auto scale = scale_of(w);
   using Item = dp::detail::WeightedPoint<T, 1>;
   const auto buckets = dp::detail::bucket_by_plane<Item>(
@@ -320,7 +314,7 @@ TEMPLATE_TEST_CASE("fixed-point paints agree with an exact sum to the documented
   const Grid g({6, 5, 4}, {30.0, 25.0, 20.0});
   const std::size_t n = 200000;  // ~1700 terms per cell
   const auto x = random_positions<T>(n, g, 41);
-  auto w = random_vector<T>(n, 42);
+  auto w = diffpm::test::random_vector<T>(n, 42);
   w[17] = T(40);  // a large weight sets the scale
   RealField<T> mesh(g);
   dp::paint_cic(x, w, mesh);
@@ -389,7 +383,7 @@ TEMPLATE_TEST_CASE("float paints keep one word: the bits of to_fixed terms and f
   // W_c), scale), summed in int64, converted by T(from_fixed(sum, inverse)).
   const Grid g({8, 6, 10}, {100.0, 80.0, 50.0});
   const auto x = random_positions<T>(5000, g, 61);
-  const auto w = random_vector<T>(x.size(), 62);
+  const auto w = diffpm::test::random_vector<T>(x.size(), 62);
   const auto scale = scale_of(w);
   const auto geometry = dp::detail::cic_geometry<T>(g);
   std::vector<fp::Accumulator> sum(g.size(), 0);
@@ -430,7 +424,7 @@ TEMPLATE_TEST_CASE("fixed-point paints refuse non-finite weights, leaving the me
     INFO("weight " << bad);
     CHECK_THROWS_AS(dp::paint_cic(x, mesh, bad), InvalidArgument);
     CHECK_THROWS_WITH(dp::paint_cic(x, mesh, bad), Catch::Contains("paint_cic"));
-    auto w = random_vector<T>(x.size(), 52);
+    auto w = diffpm::test::random_vector<T>(x.size(), 52);
     w[57] = bad;
     CHECK_THROWS_AS(dp::paint_cic(x, w, mesh), InvalidArgument);
     CHECK_THROWS_WITH(dp::paint_cic(x, w, mesh),

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <vector>
 
@@ -19,6 +20,16 @@ mesh::RealField<T> random_field(const mesh::Grid& g, unsigned seed) {
   mesh::RealField<T> f(g);
   for (auto& v : f.data) v = static_cast<T>(normal(rng));
   return f;
+}
+
+/// n independent standard normal values (mt19937_64 seeded with `seed`), rounded to T.
+template <class T>
+std::vector<T> random_vector(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> d(0.0, 1.0);
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(d(rng));
+  return v;
 }
 
 /// sum_i a_i b_i, accumulated in double.
