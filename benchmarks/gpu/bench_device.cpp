@@ -175,8 +175,8 @@ int main(int argc, char** argv) {
         if (gradient) {
           auto st = nb::DeviceFixedPointState::upload(ics);
           const auto a = nb::time_steps(0.1, 1.0, longest);
-          nb::FixedPointRecord record;
-          nb::integrate_fixed_point<float>(Cuda{}, cosmo, a, st, force, {}, &record);
+          nb::DeviceFixedPointRecord record;
+          nb::integrate_fixed_point<float>(Cuda{}, cosmo, a, st, force, {}, {}, &record);
           nb::device_detail::Triples<float> xb(np), pb(np);
           xb.data.zero();
           pb.data.zero();
@@ -184,8 +184,8 @@ int main(int argc, char** argv) {
           backend::for_each_index(Cuda{}, np, FillOnes{xb.view()});
           device::reset_peak_bytes();
           t_grad = seconds([&] {
-            nb::integrate_fixed_point_adjoint<float>(Cuda{}, cosmo, a, st, fa, xb.view(), pb.view(),
-                                                     {}, &record);
+            nb::integrate_fixed_point_adjoint<float>(Cuda{}, cosmo, a, st, force, fa, xb.view(),
+                                                     pb.view(), {}, &record);
           });
           peak_grad = gib(device::peak_allocated_bytes());
         }

@@ -9,10 +9,13 @@
 ///    and reciprocal approximations (-fassociative-math, -freciprocal-math,
 ///    -funsafe-math-optimizations) let the compiler evaluate one expression differently at two
 ///    call sites, and the reverse pass would rebuild a slightly wrong trajectory.
-/// Floating-point contraction (-ffp-contract=fast, GCC's default outside ISO modes such as
-/// -std=gnu++17) cannot be detected by the preprocessor; it is covered by sharing one readout
-/// code path between the two passes and by the run-time check after every reverse pass
-/// (docs/adjoint.md, "What exact reversal rests on").
+/// Floating-point contraction cannot be detected by the preprocessor. GCC contracts a * b + c
+/// into a fused multiply-add by default in C++ (-ffp-contract=fast; only ISO C modes turn it
+/// off), but only where the target has FMA instructions: not on x86-64's default target, but
+/// with -march=native, -mfma or on AArch64. For the integrator it is covered by sharing one
+/// readout code path between the two passes and by the run-time check after every reverse pass
+/// (docs/adjoint.md, "What exact reversal rests on"); for results that are bitwise equal across
+/// backends (the white noise) see docs/conventions.md, "White noise".
 #pragma once
 
 #if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) || \

@@ -36,6 +36,7 @@
 #include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/nbody/integrator.hpp"
+#include "diffpm/particles/particles.hpp"
 
 namespace diffpm::nbody {
 
@@ -336,10 +337,14 @@ enum class AdjointMode { store, reverse, checkpoint };
 /// states: the reverse pass checks that it starts from the run's final state, and in reverse
 /// mode that it rebuilt the first state bit for bit, throwing ReversibilityError otherwise
 /// (docs/adjoint.md, "What exact reversal rests on").
-struct FixedPointRecord {
+///
+/// State is the state type of the backend: FixedPointState on the CPU (FixedPointRecord),
+/// DeviceFixedPointState in device memory (nbody/reversible_device.hpp).
+template <class State>
+struct BasicFixedPointRecord {
   AdjointMode mode = AdjointMode::reverse;
   std::size_t checkpoint_every = 8;
-  std::vector<FixedPointState> half_steps;
+  std::vector<State> half_steps;
   bool has_digests = false;        ///< set by integrate_fixed_point
   std::uint64_t start_digest = 0;  ///< of the state at a_steps.front()
   std::uint64_t end_digest = 0;    ///< of the state at a_steps.back()
@@ -361,6 +366,19 @@ struct FixedPointRecord {
     }
   }
 };
+
+using FixedPointRecord = BasicFixedPointRecord<FixedPointState>;
+
+/// The fixed-point state in device memory, and its record (nbody/reversible_device.hpp, which
+/// needs the device backend; declared here so that options can name them in any build).
+struct DeviceFixedPointState;
+using DeviceFixedPointRecord = BasicFixedPointRecord<DeviceFixedPointState>;
+
+/// SnapshotHook (integrator.hpp) of the device integrator: positions drifted exactly to a_s and
+/// the half step's momenta, as views of device memory valid during the call.
+template <class T>
+using DeviceSnapshotHook =
+    std::function<void(double a_s, particles::Vec3View<const T> x, particles::Vec3View<const T> p)>;
 
 namespace detail {
 /// The step i with a_i < a_s <= a_{i+1} in which integrate's hook sees snapshot a_s, or
@@ -459,6 +477,11 @@ void integrate_fixed_point_backward(
 template <class T>
 using SnapshotAdjoint =
     std::function<void(double a_s, const std::vector<Vec3<T>>& x_s, std::vector<Vec3<T>>& x_s_bar)>;
+
+/// SnapshotAdjoint of the device integrator: the same contract on views of device memory.
+template <class T>
+using DeviceSnapshotAdjoint = std::function<void(double a_s, particles::Vec3View<const T> x_s,
+                                                 particles::Vec3View<T> x_s_bar)>;
 
 /// dL/d(coefficients) of a fixed-point run, step by step: the kick factors of the first and
 /// second half kicks, the drift factors, and the sum of what the force adjoint returned (for

@@ -52,8 +52,8 @@ struct SimulationConfig {
   /// a cuda build, on the host in an omp build; the translation unit must be compiled with
   /// diffpm::device). The initial conditions are made on the CPU either way and the particles
   /// cross to the device once; the result is bitwise the CPU's in an omp build and equal to
-  /// FFT rounding on a GPU (docs/design.md, "Backends"). Lightcone snapshots and gradient runs
-  /// take the CPU backend for now (InvalidArgument otherwise).
+  /// FFT rounding on a GPU (docs/design.md, "Backends"). Snapshots after a_start reach a host
+  /// hook as host copies (EvolveOptions::device_hook avoids the copies).
   BackendKind backend = BackendKind::cpu;
 
   /// Throws InvalidArgument naming the value for inconsistent settings.
@@ -99,6 +99,13 @@ struct EvolveOptions {
   /// set by the caller), and the integrator's options (stepper, and the snapshots it saw).
   FixedPointRecord* record = nullptr;
   IntegratorOptions* integrator_options = nullptr;
+  /// With cfg.backend == cuda: the record in device memory (`record` must then be null), a hook
+  /// that sees the integrator's snapshots as device views (without it, `hook` gets host copies:
+  /// one download of the particles per snapshot), and the device force, shared with a later
+  /// reverse pass (null: evolve makes one). The snapshots from LPT always go to `hook`.
+  DeviceFixedPointRecord* device_record = nullptr;
+  DeviceSnapshotHook<T> device_hook;
+  std::shared_ptr<PmForce<T, Cuda>> device_force;
   /// If not null, an LPT-only run (steps == 0) also writes the LPT particles at a_end here,
   /// unrounded (the returned fixed-point state is them rounded).
   ParticleState<T>* lpt_final = nullptr;
@@ -107,35 +114,73 @@ struct EvolveOptions {
 
 namespace detail {
 
+#if defined(DIFFPM_WITH_DEVICE)
+/// Host copies of device views (one copy when packed, as the integrator's scratch is).
+template <class T>
+void download(particles::Vec3View<const T> v, std::vector<Vec3<T>>& out) {
+  out.resize(v.size);
+  if (v.size == 0) return;
+  const bool packed = v.stride == std::ptrdiff_t(3 * sizeof(T)) &&
+                      v.component[1] == v.component[0] + 1 && v.component[2] == v.component[0] + 2;
+  if (packed) {
+    device::copy(out[0].data(), v.component[0], 3 * v.size * sizeof(T));
+    return;
+  }
+  for (std::size_t i = 0; i < v.size; ++i)
+    for (int d = 0; d < 3; ++d) device::copy(&out[i][d], &v(i, d), sizeof(T));
+}
+#endif
+
 /// The PM steps of evolve() on the device backend: the state crosses to the device once, the
-/// steps run there (nbody/reversible_device.hpp, PmForce<T, Cuda>), the final state comes back.
+/// steps run there (nbody/reversible_device.hpp, PmForce<T, Cuda>) with eo's device record and
+/// snapshot hook, the final state comes back.
 template <class T>
 FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
                                  const std::vector<double>& a, const FixedPointState& state,
                                  const IntegratorOptions& opt, const EvolveOptions<T>& eo) {
-  if (!opt.snapshots.empty() || eo.record) {
-    throw InvalidArgument(std::string("run_simulation: backend cuda runs plain forward runs so "
-                                      "far; ") +
-                          (eo.record ? "a run recorded for a gradient" : "lightcone snapshots") +
-                          " take the CPU backend");
+  if (eo.record) {
+    throw InvalidArgument(
+        "run_simulation: backend cuda keeps the record of a gradient run in device memory: pass "
+        "EvolveOptions::device_record, not record");
   }
 #if defined(DIFFPM_WITH_DEVICE)
   device::require_device("run_simulation (backend cuda)");
   const mesh::Grid force_grid(cfg.mesh, cfg.box);
   const std::size_t np = state.x.size();
-  // The device state (48 B), positions and forces (2 x 3 T) per particle, and the force's meshes.
-  const std::size_t bytes =
-      np * (48 + 6 * sizeof(T)) + PmForce<T, Cuda>::device_bytes(force_grid, cfg.kernel);
+  if (eo.device_force && (eo.device_force->grid() != force_grid)) {
+    throw InvalidArgument("run_simulation: the device force is on a " +
+                          eo.device_force->grid().to_string() + " mesh, the run's force mesh is " +
+                          force_grid.to_string());
+  }
+  // The device state, positions and forces per particle; with snapshots a second state and the
+  // momenta; the record's states; the force's meshes unless the caller made them.
+  const std::size_t state_bytes = DeviceFixedPointState::bytes(np);
+  std::size_t bytes = state_bytes + np * 6 * sizeof(T);
+  if (!opt.snapshots.empty()) bytes += state_bytes + np * 3 * sizeof(T);
+  if (eo.device_record) bytes += eo.device_record->expected_size(a.size() - 1) * state_bytes;
+  if (!eo.device_force) bytes += PmForce<T, Cuda>::device_bytes(force_grid, cfg.kernel);
   device::require_memory(bytes,
                          "run_simulation with " + std::to_string(np) + " particles on a " +
                              force_grid.to_string() + " force mesh",
-                         "use fewer particles or a smaller mesh");
+                         "use fewer particles or a smaller mesh" +
+                             std::string(eo.device_record ? ", or AdjointMode::reverse" : ""));
   if (eo.progress)
     eo.progress(std::string("PM steps on the device (") + device::system_name() + ")");
   auto dstate = DeviceFixedPointState::upload(state);
-  PmForce<T, Cuda> force(force_grid, cfg.kernel, np);
+  const auto force = eo.device_force
+                         ? eo.device_force
+                         : std::make_shared<PmForce<T, Cuda>>(force_grid, cfg.kernel, np);
   const double Om = cosmo.Omega_m();
   std::size_t calls = 0;
+  DeviceSnapshotHook<T> hook = eo.device_hook;
+  ParticleState<T> snap;
+  if (!hook && eo.hook) {
+    hook = [&](double as, particles::Vec3View<const T> x, particles::Vec3View<const T> p) {
+      download(x, snap.x);
+      download(p, snap.p);
+      eo.hook(as, snap.x, snap.p);
+    };
+  }
   integrate_fixed_point<T>(
       Cuda{}, cosmo, a, dstate,
       [&](particles::Vec3View<const T> x, particles::Vec3View<T> F) {
@@ -145,12 +190,12 @@ FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const Si
           eo.progress(msg);
         }
         ++calls;
-        force(x, Om, F);
+        (*force)(x, Om, F);
       },
-      opt);
+      opt, hook, eo.device_record);
   return dstate.download();
 #else
-  (void)cosmo, (void)cfg, (void)a, (void)state;
+  (void)cosmo, (void)cfg, (void)a, (void)state, (void)opt;
   throw InvalidArgument(
       "run_simulation: backend cuda, but this code was compiled without the device backend "
       "(configure diffpm with -DDIFFPM_DEVICE=cuda or omp and link diffpm::device)");
