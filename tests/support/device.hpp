@@ -82,4 +82,12 @@ struct DeviceSpectrum {
   }
 };
 
+/// A device copy of a host half spectrum.
+template <class T>
+DeviceSpectrum<T> to_device(const mesh::ComplexField<T>& f) {
+  DeviceSpectrum<T> d(f.grid);
+  d.data.upload(f.data.data());
+  return d;
+}
+
 }  // namespace diffpm::test

@@ -14,6 +14,7 @@
 #include "diffpm/backend/cpu/fft.hpp"
 #include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/cosmology/cosmology.hpp"
 #include "diffpm/cosmology/model.hpp"
@@ -29,11 +30,18 @@ namespace diffpm::ic {
 // spectrum gradients in this convention, so they compose with no factor; spectrum_dot is the
 // matching inner product, for dot-product tests.
 
+namespace detail {
+/// spectrum_multiplicity for a mesh of n_z cells along z, callable from device code.
+DIFFPM_HOST_DEVICE inline int spectrum_multiplicity(int n_z, int kz) {
+  return (kz == 0 || (n_z % 2 == 0 && kz == n_z / 2)) ? 1 : 2;
+}
+}  // namespace detail
+
 /// How many full-spectrum modes the half-spectrum entry with index kz stands for: 1 on the
 /// kz = 0 plane and on the Nyquist plane kz = n_z/2 of an even n_z (both already hold n and -n
 /// as separate entries, or a self-conjugate mode), 2 elsewhere (n and its unstored conjugate).
 inline int spectrum_multiplicity(const mesh::Grid& grid, int kz) {
-  return (kz == 0 || grid.is_nyquist(2, kz)) ? 1 : 2;
+  return detail::spectrum_multiplicity(grid.n[2], kz);
 }
 
 /// Re sum over the full spectrum of conj(a_n) b_n, for Hermitian a and b given as half spectra.
@@ -179,6 +187,67 @@ struct LinearFieldOptions {
 };
 
 namespace detail {
+
+// The per-mode arithmetic of linear_field and its adjoint, shared by the CPU loops below and the
+// device kernels (ic/linear_field_device.hpp), so that the two backends cannot diverge. Complex
+// numbers are pairs of doubles: std::complex's operators are host functions. The expressions
+// are those of std::complex<double> written out: a complex times a real scales both parts, a
+// complex product is (a + ib)(c + id) = (ac - bd) + i(ad + bc) (what GCC computes for finite
+// values), and |w| is std::hypot, which libstdc++'s std::abs of a complex<double> calls (through
+// the C library's cabs), so the CPU results are the bits they were before this was factored.
+
+/// One entry of linear_field, in place: w = r2c(noise)_n in (re, im) becomes delta_L,n = c w, or
+/// with fixed amplitude c sqrt(N) w/|w| (0 where w = 0).
+DIFFPM_HOST_DEVICE inline void linear_field_mode(double c, double sqrt_n, bool fixed, double& re,
+                                                 double& im) {
+  if (!fixed) {
+    re = re * c;
+    im = im * c;
+    return;
+  }
+  const double r = std::hypot(re, im);  // 0 has probability 0; it then stays 0
+  if (r > 0.0) {
+    const double s = c * sqrt_n / r;
+    re = re * s;
+    im = im * s;
+  } else {
+    re = 0.0;
+    im = 0.0;
+  }
+}
+
+/// One entry of linear_field_adjoint (derivation there): from w = r2c(noise)_n, in place, and
+/// delta_bar_n = (db_re, db_im), w becomes Wbar_n; returns dL/dc_n for this entry times its
+/// multiplicity (spectrum_multiplicity).
+DIFFPM_HOST_DEVICE inline double linear_field_mode_adjoint(double c, double sqrt_n, bool fixed,
+                                                           int multiplicity, double& w_re,
+                                                           double& w_im, double db_re,
+                                                           double db_im) {
+  double wbar_re = 0.0, wbar_im = 0.0, dd_dc_re = 0.0, dd_dc_im = 0.0;  // dD/dc
+  if (!fixed) {
+    wbar_re = db_re * c;
+    wbar_im = db_im * c;
+    dd_dc_re = w_re;
+    dd_dc_im = w_im;
+  } else {
+    const double r = std::hypot(w_re, w_im);
+    if (r > 0.0) {
+      const double u_re = w_re / r, u_im = w_im / r;
+      // (c sqrt(N)/r) Im(Dbar conj(u)) i u, as the complex<double> expression evaluates it:
+      // s i = (0 s, s), then times u.
+      const double s = (c * sqrt_n / r) * (db_re * -u_im + db_im * u_re);
+      const double i_re = 0.0 * s, i_im = s;
+      wbar_re = i_re * u_re - i_im * u_im;
+      wbar_im = i_re * u_im + i_im * u_re;
+      dd_dc_re = u_re * sqrt_n;
+      dd_dc_im = u_im * sqrt_n;
+    }
+  }
+  w_re = wbar_re;
+  w_im = wbar_im;
+  return multiplicity * (db_re * dd_dc_re + db_im * dd_dc_im);
+}
+
 inline void check_linear_inputs(const mesh::Grid& plan_grid, const mesh::Grid& noise_grid,
                                 const std::vector<double>& amplitude) {
   if (noise_grid != plan_grid) {
@@ -215,13 +284,9 @@ void linear_field(const FftPlan<T>& plan, const mesh::RealField<T>& noise,
   const bool fixed = options.fixed_amplitude;
   DIFFPM_OMP(omp parallel for schedule(static))
   for (std::ptrdiff_t n = 0; n < m; ++n) {
-    const std::complex<double> w(d[n]);
-    if (!fixed) {
-      d[n] = std::complex<T>(c[n] * w);
-    } else {
-      const double r = std::abs(w);  // 0 has probability 0; it then stays 0
-      d[n] = r > 0.0 ? std::complex<T>((c[n] * sqrt_n / r) * w) : std::complex<T>(0);
-    }
+    double re = d[n].real(), im = d[n].imag();
+    detail::linear_field_mode(c[n], sqrt_n, fixed, re, im);
+    d[n] = std::complex<T>(T(re), T(im));
   }
 }
 
@@ -258,25 +323,12 @@ void linear_field_adjoint(const FftPlan<T>& plan, const mesh::RealField<T>& nois
     for (int j = 0; j < g.n[1]; ++j)
       for (int kz = 0; kz < nzc; ++kz) {
         const std::size_t n = g.complex_index(i, j, kz);
-        const std::complex<double> wn(w.data[n]), db(delta_bar.data[n]);
-        std::complex<double> wbar, dd_dc;  // dD/dc
-        if (!fixed) {
-          wbar = c[n] * db;
-          dd_dc = wn;
-        } else {
-          const double r = std::abs(wn);
-          if (r > 0.0) {
-            const std::complex<double> u = wn / r;
-            wbar =
-                (c[n] * sqrt_n / r) * std::imag(db * std::conj(u)) * std::complex<double>(0, 1) * u;
-            dd_dc = sqrt_n * u;
-          }
-        }
-        w.data[n] = std::complex<T>(wbar);
-        if (amplitude_bar) {
-          (*amplitude_bar)[n] =
-              spectrum_multiplicity(g, kz) * (db.real() * dd_dc.real() + db.imag() * dd_dc.imag());
-        }
+        double re = w.data[n].real(), im = w.data[n].imag();
+        const double a = detail::linear_field_mode_adjoint(
+            c[n], sqrt_n, fixed, spectrum_multiplicity(g, kz), re, im, delta_bar.data[n].real(),
+            delta_bar.data[n].imag());
+        w.data[n] = std::complex<T>(T(re), T(im));
+        if (amplitude_bar) (*amplitude_bar)[n] = a;
       }
   if (!noise_bar.allocated_on(g)) noise_bar = mesh::RealField<T>(g);
   plan.inverse_destroying_input(w, noise_bar);

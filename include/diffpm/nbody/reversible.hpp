@@ -65,6 +65,15 @@ DIFFPM_HOST_DEVICE inline bool increment(double v, std::int64_t& inc) {
   return true;
 }
 
+/// The integer position 2^64 u of coordinate x in a box of length L, u = x/L wrapped into
+/// [0, 1) (FixedPointState::from); a u that rounds up to 1 wraps to 0.
+DIFFPM_HOST_DEVICE inline std::uint64_t integer_position(double box, double x) {
+  double u = x / box;
+  u -= std::floor(u);  // [0, 1]; 1 (round-off) wraps to 0 below
+  const double scaled = std::ldexp(u, 64);
+  return scaled >= two_64 ? 0u : static_cast<std::uint64_t>(scaled);
+}
+
 /// How bad an increment of v quanta is, for the error message: 0 when it fits, |v| beyond
 /// 2^62, infinity for NaN.
 DIFFPM_HOST_DEVICE inline double overflow_magnitude(double v) {
@@ -158,10 +167,7 @@ struct FixedPointState {
         const double xd = double(xs(i, d));
         if (!std::isfinite(xd))
           throw InvalidArgument("fixed-point state: non-finite position " + format_number(xd));
-        double u = xd / box_lengths[d];
-        u -= std::floor(u);  // [0, 1]; 1 (round-off) wraps to 0 below
-        const double scaled = std::ldexp(u, 64);
-        f.x[i][d] = scaled >= two_64 ? 0u : static_cast<std::uint64_t>(scaled);
+        f.x[i][d] = fixed_state::integer_position(box_lengths[d], xd);
         f.p[i][d] = to_quanta(double(ps(i, d)) / f.momentum_quantum, "momentum");
       }
     return f;

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -62,6 +63,72 @@ struct DeviceFixedPointState {
     }
     return d;
   }
+  /// FixedPointState::from on the device: positions and momenta (device views, T explicit) rounded
+  /// to the same integers by the same functions (fixed_state::integer_position, increment), with
+  /// the momentum quantum `quantum` or, for 0, quantum_for(max |p|) (a maximum: the same value in
+  /// any order). Throws InvalidArgument, before allocating the state, for non-finite values or
+  /// momenta beyond 2^62 quanta.
+  template <class T>
+  static DeviceFixedPointState from(particles::ConstView<T> xs, particles::ConstView<T> ps,
+                                    std::array<double, 3> box_lengths, double quantum = 0.0) {
+    if (xs.size != ps.size) {
+      throw InvalidArgument("device fixed-point state: " + std::to_string(xs.size) +
+                            " positions but " + std::to_string(ps.size) + " momenta");
+    }
+    const std::size_t n = xs.size;
+    const std::size_t bad = backend::count_if(Cuda{}, n, [=] DIFFPM_LAMBDA(std::size_t i) {
+      bool ok = true;
+      for (int d = 0; d < 3; ++d)
+        ok = ok && std::isfinite(double(xs(i, d))) && std::isfinite(double(ps(i, d)));
+      return !ok;
+    });
+    if (bad) {
+      throw InvalidArgument("device fixed-point state: " + std::to_string(bad) +
+                            " particles with a non-finite position or momentum");
+    }
+    const double p_max = backend::reduce_max(Cuda{}, n, 0.0, [=] DIFFPM_LAMBDA(std::size_t i) {
+      double m = 0.0;
+      for (int d = 0; d < 3; ++d) {
+        const double v = std::fabs(double(ps(i, d)));
+        m = m < v ? v : m;
+      }
+      return m;
+    });
+    FixedPointState shape;  // box and quantum, checked as the CPU's from() checks them
+    shape.box = box_lengths;
+    shape.momentum_quantum =
+        quantum == 0.0 ? FixedPointState::quantum_for(p_max > 0.0 ? p_max : 1.0) : quantum;
+    shape.validate("fixed-point state");
+    const double q = shape.momentum_quantum;
+    const double worst = backend::reduce_max(Cuda{}, n, 0.0, [=] DIFFPM_LAMBDA(std::size_t i) {
+      double w = 0.0;
+      for (int d = 0; d < 3; ++d) {
+        const double o = fixed_state::overflow_magnitude(double(ps(i, d)) / q);
+        w = w < o ? o : w;
+      }
+      return w;
+    });
+    if (worst > 0.0) FixedPointState::throw_overflow("momentum", worst);
+    DeviceFixedPointState s;
+    s.box = box_lengths;
+    s.momentum_quantum = q;
+    s.size = n;
+    s.x = device::Buffer<std::uint64_t>(3 * n);
+    s.p = device::Buffer<std::int64_t>(3 * n);
+    std::uint64_t* X = s.x.data();
+    std::int64_t* P = s.p.data();
+    const std::array<double, 3> L = box_lengths;
+    backend::for_each_index(Cuda{}, n, [=] DIFFPM_LAMBDA(std::size_t i) {
+      for (int d = 0; d < 3; ++d) {
+        X[3 * i + d] = fixed_state::integer_position(L[d], double(xs(i, d)));
+        std::int64_t inc = 0;
+        fixed_state::increment(double(ps(i, d)) / q, inc);  // fits: checked above
+        P[3 * i + d] = inc;
+      }
+    });
+    return s;
+  }
+
   /// The host copy.
   FixedPointState download() const {
     FixedPointState s;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -25,9 +26,12 @@
 #include "diffpm/nbody/time_steps.hpp"
 #include "diffpm/particles/lpt.hpp"
 #if defined(DIFFPM_WITH_DEVICE)
+#include "diffpm/backend/device/fft.hpp"
 #include "diffpm/backend/device/memory.hpp"
+#include "diffpm/ic/linear_field_device.hpp"
 #include "diffpm/nbody/pm_force_device.hpp"
 #include "diffpm/nbody/reversible_device.hpp"
+#include "diffpm/particles/lpt_device.hpp"
 #endif
 
 namespace diffpm::nbody {
@@ -48,12 +52,14 @@ struct SimulationConfig {
   Stepper stepper = Stepper::fastpm;
   mesh::ForceKernelOptions kernel{};
   int threads = 0;  ///< FFT threads; 0 = the OpenMP thread count
-  /// Where the PM steps run: cpu, or cuda (the device backend, backend/device/: on the GPU in
-  /// a cuda build, on the host in an omp build; the translation unit must be compiled with
-  /// diffpm::device). The initial conditions are made on the CPU either way and the particles
-  /// cross to the device once; the result is bitwise the CPU's in an omp build and equal to
-  /// FFT rounding on a GPU (docs/design.md, "Backends"). Snapshots after a_start reach a host
-  /// hook as host copies (EvolveOptions::device_hook avoids the copies).
+  /// Where the run goes: cpu, or cuda (the device backend, backend/device/: on the GPU in a
+  /// cuda build, on the host in an omp build; the translation unit must be compiled with
+  /// diffpm::device). With cuda, run_simulation makes the initial conditions on the device too
+  /// (white noise, linear field, LPT, the fixed-point state) and runs every PM step there; only
+  /// delta_L and the final state come back. The result is bitwise the CPU's in an omp build and
+  /// equal to FFT rounding on a GPU (docs/design.md, "Backends"). LPT-only runs and runs with
+  /// snapshots take their LPT on the CPU and cross to the device once; snapshots after a_start
+  /// reach a host hook as host copies (EvolveOptions::device_hook avoids the copies).
   BackendKind backend = BackendKind::cpu;
 
   /// Throws InvalidArgument naming the value for inconsistent settings.
@@ -129,44 +135,35 @@ void download(particles::Vec3View<const T> v, std::vector<Vec3<T>>& out) {
   for (std::size_t i = 0; i < v.size; ++i)
     for (int d = 0; d < 3; ++d) device::copy(&out[i][d], &v(i, d), sizeof(T));
 }
-#endif
 
-/// The PM steps of evolve() on the device backend: the state crosses to the device once, the
-/// steps run there (nbody/reversible_device.hpp, PmForce<T, Cuda>) with eo's device record and
-/// snapshot hook, the final state comes back.
+/// The PM steps at the scale factors `a` from a device state, on the device
+/// (nbody/reversible_device.hpp, PmForce<T, Cuda>), with eo's device record, snapshot hook (or
+/// host copies for eo.hook) and force; returns the final state, downloaded. Throws OutOfMemory,
+/// before allocating, unless the positions and forces, the snapshot state, the record's states
+/// and the force's meshes fit beside the state.
 template <class T>
-FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
-                                 const std::vector<double>& a, const FixedPointState& state,
-                                 const IntegratorOptions& opt, const EvolveOptions<T>& eo) {
-  if (eo.record) {
-    throw InvalidArgument(
-        "run_simulation: backend cuda keeps the record of a gradient run in device memory: pass "
-        "EvolveOptions::device_record, not record");
-  }
-#if defined(DIFFPM_WITH_DEVICE)
-  device::require_device("run_simulation (backend cuda)");
+FixedPointState steps_on_device(const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
+                                const std::vector<double>& a, DeviceFixedPointState& dstate,
+                                const IntegratorOptions& opt, const EvolveOptions<T>& eo) {
   const mesh::Grid force_grid(cfg.mesh, cfg.box);
-  const std::size_t np = state.x.size();
+  const std::size_t np = dstate.size;
   if (eo.device_force && (eo.device_force->grid() != force_grid)) {
     throw InvalidArgument("run_simulation: the device force is on a " +
                           eo.device_force->grid().to_string() + " mesh, the run's force mesh is " +
                           force_grid.to_string());
   }
-  // The device state, positions and forces per particle; with snapshots a second state and the
-  // momenta; the record's states; the force's meshes unless the caller made them.
   const std::size_t state_bytes = DeviceFixedPointState::bytes(np);
-  std::size_t bytes = state_bytes + np * 6 * sizeof(T);
+  std::size_t bytes = np * 6 * sizeof(T);
   if (!opt.snapshots.empty()) bytes += state_bytes + np * 3 * sizeof(T);
   if (eo.device_record) bytes += eo.device_record->expected_size(a.size() - 1) * state_bytes;
   if (!eo.device_force) bytes += PmForce<T, Cuda>::device_bytes(force_grid, cfg.kernel);
   device::require_memory(bytes,
-                         "run_simulation with " + std::to_string(np) + " particles on a " +
-                             force_grid.to_string() + " force mesh",
+                         "the PM steps of run_simulation with " + std::to_string(np) +
+                             " particles on a " + force_grid.to_string() + " force mesh",
                          "use fewer particles or a smaller mesh" +
                              std::string(eo.device_record ? ", or AdjointMode::reverse" : ""));
   if (eo.progress)
     eo.progress(std::string("PM steps on the device (") + device::system_name() + ")");
-  auto dstate = DeviceFixedPointState::upload(state);
   const auto force = eo.device_force
                          ? eo.device_force
                          : std::make_shared<PmForce<T, Cuda>>(force_grid, cfg.kernel, np);
@@ -194,8 +191,120 @@ FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const Si
       },
       opt, hook, eo.device_record);
   return dstate.download();
+}
+#endif
+
+/// The PM steps of evolve() on the device backend: the state crosses to the device once, the
+/// steps run there (steps_on_device), the final state comes back.
+template <class T>
+FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
+                                 const std::vector<double>& a, const FixedPointState& state,
+                                 const IntegratorOptions& opt, const EvolveOptions<T>& eo) {
+  if (eo.record) {
+    throw InvalidArgument(
+        "run_simulation: backend cuda keeps the record of a gradient run in device memory: pass "
+        "EvolveOptions::device_record, not record");
+  }
+#if defined(DIFFPM_WITH_DEVICE)
+  device::require_device("run_simulation (backend cuda)");
+  device::require_memory(DeviceFixedPointState::bytes(state.x.size()),
+                         "the fixed-point state of " + std::to_string(state.x.size()) +
+                             " particles",
+                         "use fewer particles");
+  auto dstate = DeviceFixedPointState::upload(state);
+  return steps_on_device<T>(cosmo, cfg, a, dstate, opt, eo);
 #else
   (void)cosmo, (void)cfg, (void)a, (void)state, (void)opt;
+  throw InvalidArgument(
+      "run_simulation: backend cuda, but this code was compiled without the device backend "
+      "(configure diffpm with -DDIFFPM_DEVICE=cuda or omp and link diffpm::device)");
+#endif
+}
+
+/// run_simulation on the device from the start, when the configuration asks for the device
+/// backend and the run has PM steps and no snapshots (the other runs take evolve(), whose
+/// LPT stage is the CPU's): the white noise of cfg.seed made on the device, or the caller's
+/// noise or delta_L uploaded once; the linear field, LPT at a_start (Lpt<T, Cuda>), the
+/// fixed-point state and the PM steps, all on the device. delta_L and the final state come
+/// back, nothing else crosses. The same functions as the CPU path at every stage, so in an omp
+/// build the result is the CPU run's bit for bit. Empty when the run does not qualify.
+template <class T>
+std::optional<SimulationResult<T>> run_on_device(
+    const cosmology::Model<double>& cosmo, const SimulationConfig& cfg,
+    const IntegratorOptions& options, const mesh::RealField<T>* noise,
+    const mesh::ComplexField<T>* delta_linear,
+    const std::function<void(const std::string&)>& progress) {
+  if (cfg.backend != BackendKind::cuda || cfg.steps == 0 || !options.snapshots.empty()) {
+    return std::nullopt;
+  }
+#if defined(DIFFPM_WITH_DEVICE)
+  device::require_device("run_simulation (backend cuda)");
+  const mesh::Grid ic_grid(cfg.particles, cfg.box), force_grid(cfg.mesh, cfg.box);
+  const std::size_t np = ic_grid.size();
+  // The peak of the initial conditions: the LPT stage's eight real meshes and two half
+  // spectra, delta_L and the particles' positions and momenta, about 20 T per lattice point.
+  device::require_memory(
+      20 * sizeof(T) * np,
+      "the initial conditions of run_simulation on a " + ic_grid.to_string() + " lattice",
+      "use fewer particles");
+  auto say = [&](const std::string& m) {
+    if (progress) progress(m);
+  };
+  auto plan = std::make_shared<const FftPlan<T, Cuda>>(ic_grid);
+  device::Buffer<std::complex<T>> delta(ic_grid.complex_size());
+  const mesh::ComplexView<T> delta_view = mesh::packed(delta.data(), ic_grid);
+  SimulationResult<T> r;
+  if (delta_linear) {
+    delta.upload(delta_linear->data.data());
+    r.delta_linear = *delta_linear;
+  } else {
+    device::Buffer<T> w(ic_grid.size());
+    if (noise) {
+      w.upload(noise->data.data());
+    } else {
+      say("initial conditions on the device: white noise of seed " + std::to_string(cfg.seed) +
+          " on the " + ic_grid.to_string() + " lattice");
+      ic::white_noise(Cuda{}, cfg.seed, mesh::packed(w.data(), ic_grid));
+    }
+    const device::Buffer<double> amplitude(ic::mode_amplitudes(ic_grid, cosmo, 1.0));
+    ic::LinearFieldOptions lo;
+    lo.fixed_amplitude = cfg.fixed_amplitude;
+    ic::linear_field(Cuda{}, *plan, mesh::packed(static_cast<const T*>(w.data()), ic_grid),
+                     amplitude, delta_view, lo);
+    r.delta_linear = mesh::ComplexField<T>(ic_grid);
+    delta.download(r.delta_linear.data.data());
+  }
+  say(std::to_string(cfg.lpt_order) + "LPT at a = " + format_number(cfg.a_start) +
+      " on the device");
+  device::Buffer<T> x(3 * np), p(3 * np);
+  const particles::Vec3View<T> xv{
+      {x.data(), x.data() + 1, x.data() + 2}, std::ptrdiff_t(3 * sizeof(T)), np};
+  const particles::Vec3View<T> pv{
+      {p.data(), p.data() + 1, p.data() + 2}, std::ptrdiff_t(3 * sizeof(T)), np};
+  {
+    // Particles off the force mesh's CIC kinks, as evolve() places them; the displacement
+    // fields are freed before the fixed-point state and the force mesh are allocated.
+    particles::Lpt<T, Cuda> lpt(plan);
+    lpt.compute(delta_view, cfg.lpt_order);
+    lpt.particles(particles::lpt_factors(cosmo, cfg.a_start, cfg.lpt_order), xv, pv,
+                  particles::kink_free_offset(force_grid));
+  }
+  delta = device::Buffer<std::complex<T>>();
+  plan.reset();  // and the FFT library's work area with it
+  auto state = DeviceFixedPointState::from<T>(xv, pv, cfg.box);
+  x = device::Buffer<T>();
+  p = device::Buffer<T>();
+  IntegratorOptions opt;
+  opt.stepper = cfg.stepper;
+  EvolveOptions<T> eo;
+  eo.progress = progress;
+  const FixedPointState final_state = steps_on_device<T>(
+      cosmo, cfg, time_steps(cfg.a_start, cfg.a_end, cfg.steps, cfg.spacing), state, opt, eo);
+  final_state.positions(r.state.x);
+  final_state.momenta(r.state.p);
+  return r;
+#else
+  (void)cosmo, (void)noise, (void)delta_linear, (void)progress;
   throw InvalidArgument(
       "run_simulation: backend cuda, but this code was compiled without the device backend "
       "(configure diffpm with -DDIFFPM_DEVICE=cuda or omp and link diffpm::device)");
@@ -352,6 +461,9 @@ SimulationResult<T> run_simulation(const cosmology::Model<double>& cosmo,
                                    const SnapshotHook<T>& hook = {},
                                    const std::function<void(const std::string&)>& progress = {}) {
   cfg.validate();
+  if (auto r = detail::run_on_device<T>(cosmo, cfg, options, nullptr, nullptr, progress)) {
+    return std::move(*r);
+  }
   if (progress) {
     progress("initial conditions: white noise of seed " + std::to_string(cfg.seed) + " on the " +
              mesh::Grid(cfg.particles, cfg.box).to_string() + " lattice");
@@ -375,6 +487,9 @@ SimulationResult<T> run_simulation(const cosmology::Model<double>& cosmo,
   cfg.validate();
   const mesh::Grid ic_grid(cfg.particles, cfg.box);
   detail::check_initial_field(white_noise, ic_grid, ic_grid.size(), "white noise");
+  if (auto r = detail::run_on_device<T>(cosmo, cfg, options, &white_noise, nullptr, progress)) {
+    return std::move(*r);
+  }
   if (progress) progress("initial conditions: linear field from the white noise");
   auto lpt = detail::make_lpt<T>(cfg);
   mesh::ComplexField<T> delta(ic_grid);
@@ -399,6 +514,9 @@ SimulationResult<T> run_simulation(const cosmology::Model<double>& cosmo,
   cfg.validate();
   const mesh::Grid ic_grid(cfg.particles, cfg.box);
   detail::check_initial_field(delta_linear, ic_grid, ic_grid.complex_size(), "linear field");
+  if (auto r = detail::run_on_device<T>(cosmo, cfg, options, nullptr, &delta_linear, progress)) {
+    return std::move(*r);
+  }
   return detail::run_from_linear_field<T>(cosmo, cfg, detail::make_lpt<T>(cfg), delta_linear,
                                           options, hook, progress);
 }
