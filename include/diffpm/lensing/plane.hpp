@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
 #include "diffpm/lensing/flat_map.hpp"
 
 namespace diffpm::lensing {
@@ -82,6 +84,31 @@ struct Plane {
   explicit Plane(const PlaneGrid& g) : grid(g), data(g.size(), T(0)) {}
 };
 
+/// A non-owning view of a plane's values in someone else's memory (device memory, for the
+/// device kernels of shell_painting_device.hpp): the grid's points, laid out as in Plane (point
+/// (i, j) at data[j n + i]). T may be const (an input); a view converts to its read-only view.
+template <class T>
+struct PlaneView {
+  PlaneGrid grid;
+  T* data = nullptr;
+
+  template <class U = T, class = std::enable_if_t<!std::is_const_v<U>>>
+  operator PlaneView<const U>() const {
+    return {grid, data};
+  }
+};
+
+namespace detail {
+template <class T>
+struct ConstPlaneViewOf {
+  using type = PlaneView<const T>;
+};
+}  // namespace detail
+/// PlaneView<const T> as a parameter that takes no part in template argument deduction, so that
+/// a caller's PlaneView<T> converts to it (as particles::ConstView does for positions).
+template <class T>
+using ConstPlaneView = typename detail::ConstPlaneViewOf<T>::type;
+
 namespace detail {
 
 /// Linear weights of a continuous point coordinate t along one axis: points lo and lo + 1 with
@@ -91,7 +118,7 @@ struct AxisStencil {
   double f = 0.0;
 };
 
-inline AxisStencil axis_stencil(double t, int n) {
+DIFFPM_HOST_DEVICE inline AxisStencil axis_stencil(double t, int n) {
   AxisStencil a;
   const double fl = std::floor(t);
   a.f = t - fl;
@@ -100,12 +127,6 @@ inline AxisStencil axis_stencil(double t, int n) {
   a.lo = i >= 0 ? i : -1;
   a.hi = i + 1 < n ? i + 1 : -1;
   return a;
-}
-
-/// Fixed particle blocks for deterministic reductions: the same split, hence the same
-/// floating-point sums, for any thread count.
-inline int reduction_blocks(std::size_t n) {
-  return static_cast<int>(std::min<std::size_t>(256, n / 1024 + 1));
 }
 
 }  // namespace detail

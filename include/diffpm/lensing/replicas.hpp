@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
+#include "diffpm/core/portable_math.hpp"
 #include "diffpm/ic/philox.hpp"
 
 namespace diffpm::lensing {
@@ -133,8 +135,12 @@ struct Replicas {
 };
 
 /// Wraps c into [0, L): c - L floor(c / L), with round-off that lands on L folded back to 0.
-inline double wrap_periodic(double c, double L) {
-  double w = c - L * std::floor(c / L);
+/// The product and the difference are rounded separately on every backend
+/// (core/portable_math.hpp: nvcc would otherwise fuse them), so a shell's images lie at the same
+/// s on the CPU and the device, and its painted plane is the same bits.
+DIFFPM_HOST_DEVICE inline double wrap_periodic(double c, double L) {
+  using portable::detail::mul;
+  double w = portable::detail::sub(c, mul(L, std::floor(c / L)));
   if (w >= L) w -= L;
   if (w < 0.0) w = 0.0;
   return w;

@@ -1,7 +1,8 @@
 /// \file
 /// \brief Painting one lightcone shell into its density plane: each particle (and each of its
 /// periodic images in the lightcone) at its own flat-sky angle, 2D CIC across the line of
-/// sight and the hat of shells.hpp along it; and the adjoint.
+/// sight and the hat of shells.hpp along it; and the adjoint. The per-particle arithmetic is
+/// detail/shell_images.hpp's, which the device kernels (shell_painting_device.hpp) share.
 #pragma once
 
 #include <algorithm>
@@ -11,9 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
 #include "diffpm/core/fixed_point.hpp"
+#include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
+#include "diffpm/lensing/detail/shell_images.hpp"
 #include "diffpm/lensing/plane.hpp"
 #include "diffpm/lensing/replicas.hpp"
 #include "diffpm/lensing/shells.hpp"
@@ -29,20 +33,6 @@ struct ShellPaintGradient {
 };
 
 namespace detail {
-
-struct ReplicaView {
-  int m;
-  std::array<double, 3> r;
-  Orientation o;
-};
-
-inline std::vector<ReplicaView> replicas_for(const Replicas& rep, double chi, double width) {
-  int first, last;
-  rep.replica_range(chi - width, chi + width, first, last);
-  std::vector<ReplicaView> v;
-  for (int m = first; m <= last; ++m) v.push_back({m, rep.shift(m), rep.orientation(m)});
-  return v;
-}
 
 inline void check_shell(const Replicas& rep, double chi, double width, const PlaneGrid& grid,
                         const char* fn) {
@@ -82,69 +72,39 @@ inline double shell_norm(double nbar, double width, double cell) {
   return 1.0 / (nbar * width * cell * cell);
 }
 
-/// Calls f(block, p, s, tx, ty, view, r) for every particle p, every box replica of the shell
-/// along the line of sight and every periodic image across it whose angle falls on the plane
-/// (continuous point coordinates tx, ty in (-1, n)), with s > 0 its distance along the line of
-/// sight and hat(s) > 0, and r = per_replica(s): what depends on s alone is computed once for
-/// the tens of images a particle has across a cone wider than the box, not once per image. Runs in
-/// parallel over fixed particle blocks, each in particle order.
-template <class T, class PerReplica, class F>
-void for_each_image(const std::vector<std::array<T, 3>>& x, const Replicas& rep, const PlaneGrid& g,
-                    double chi, double width, int n_blocks, const PerReplica& per_replica,
-                    const F& f) {
-  const auto views = replicas_for(rep, chi, width);
-  const std::size_t n = x.size();
-  const double Lx = rep.box[0], Ly = rep.box[1], Lz = rep.box[2];
-  const double theta_lo = g.angle(0) - g.cell, theta_hi = g.angle(g.n - 1) + g.cell;
-  const double centre = 0.5 * (g.n - 1);  // PlaneGrid::coordinate(theta) = theta / cell + centre
+inline InvalidArgument non_finite_weight(const char* fn, double chi, double width) {
+  return InvalidArgument(std::string(fn) + ": an image weight K Lambda(s) / s^2 is not finite " +
+                         "(shell at chi = " + format_number(chi) + " Mpc/h, width " +
+                         format_number(width) + ")");
+}
+
+/// Runs body(b, p) for every particle p, in parallel over n_blocks fixed particle blocks, each
+/// in particle order (dynamic scheduling: the number of images differs between particles).
+template <class Body>
+void for_each_particle_block(std::size_t n, int n_blocks, const Body& body) {
   DIFFPM_OMP(omp parallel for schedule(dynamic, 1))
   for (int b = 0; b < n_blocks; ++b) {
     const std::size_t begin = n * std::size_t(b) / n_blocks,
                       end = n * std::size_t(b + 1) / n_blocks;
-    for (std::size_t p = begin; p < end; ++p) {
-      const double xp[3] = {double(x[p][0]), double(x[p][1]), double(x[p][2])};
-      for (const auto& view : views) {
-        const auto& o = view.o;
-        const double s = view.m * Lx +
-                         wrap_periodic(o.sign[0] * xp[o.axis[0]] + view.r[0] - rep.observer[0], Lx);
-        if (!(s > 0.0) || !(std::fabs(s - chi) < width)) continue;
-        const double X = o.sign[1] * xp[o.axis[1]] + view.r[1] - rep.observer[1];
-        const double Y = o.sign[2] * xp[o.axis[2]] + view.r[2] - rep.observer[2];
-        const long long ny0 = static_cast<long long>(std::ceil((theta_lo * s - X) / Ly));
-        const long long ny1 = static_cast<long long>(std::floor((theta_hi * s - X) / Ly));
-        const long long nz0 = static_cast<long long>(std::ceil((theta_lo * s - Y) / Lz));
-        const long long nz1 = static_cast<long long>(std::floor((theta_hi * s - Y) / Lz));
-        if (ny0 > ny1 || nz0 > nz1) continue;
-        const auto r = per_replica(s);
-        const double to_t = 1.0 / (s * g.cell);  // dt / d(transverse position)
-        for (long long iy = ny0; iy <= ny1; ++iy) {
-          const double tx = (X + double(iy) * Ly) * to_t + centre;
-          if (!(tx > -1.0 && tx < g.n)) continue;
-          for (long long iz = nz0; iz <= nz1; ++iz) {
-            const double ty = (Y + double(iz) * Lz) * to_t + centre;
-            if (!(ty > -1.0 && ty < g.n)) continue;
-            f(b, p, s, tx, ty, view, r);
-          }
-        }
-      }
-    }
+    for (std::size_t p = begin; p < end; ++p) body(b, p);
   }
 }
 
-/// The fixed-point terms of one image's deposit of weight w at plane point (tx, ty): term[2 c
-/// + e] for row c (ay.lo, ay.hi) and column e (ax.lo, ax.hi), fixed_point::term<Words>(w (1 -
-/// f_y or f_y) (1 - f_x or f_x), scale), the products formed left to right in double as the
-/// floating-point deposit did (whatever the plane's type; Words = fixed_point::words of it).
-/// Their values sum to at most |w| (up to rounding): the bound of paint_shell's scale.
-template <int Words>
-inline void shell_terms(const AxisStencil& ax, const AxisStencil& ay, double w,
-                        const fixed_point::Scale& scale, fixed_point::Term term[4]) {
-  const double wy[2] = {w * (1.0 - ay.f), w * ay.f};
-  for (int c = 0; c < 2; ++c) {
-    term[2 * c] = fixed_point::term<Words>(wy[c] * (1.0 - ax.f), scale);
-    term[2 * c + 1] = fixed_point::term<Words>(wy[c] * ax.f, scale);
-  }
+/// A particle's position in double, as the image arithmetic takes it.
+template <class T>
+void position_in_double(const std::array<T, 3>& x, double xp[3]) {
+  for (int d = 0; d < 3; ++d) xp[d] = double(x[d]);
 }
+
+/// The CPU's deposit into a particle group's own plane (word j of point c at c W + j).
+template <int W>
+struct GroupPlaneAdd {
+  fixed_point::Accumulator* plane;
+  DIFFPM_HOST_DEVICE void operator()(std::size_t point, const fixed_point::Term& t) const {
+    plane[point * W] += t.hi;
+    if constexpr (W == 2) plane[point * W + 1] += t.lo;
+  }
+};
 
 template <class T>
 void check_finite_positions(const std::vector<std::array<T, 3>>& x, const char* fn) {
@@ -187,10 +147,11 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
   detail::check_finite_positions(x, fn);
   const PlaneGrid& g = plane.grid;
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
-  const double K = detail::shell_norm(nbar, width, g.cell);
-  const auto image_weight = [&](double s) {
-    return K * line_of_sight_hat(s, chi, width).value / (s * s);
-  };
+  const detail::ImageWeight weight{detail::shell_norm(nbar, width, g.cell), chi, width};
+  const auto views = detail::replicas_for(rep, chi, width);
+  const detail::ReplicaView* rv = views.data();
+  const int n_views = int(views.size());
+  const detail::ImageGeometry geo = detail::image_geometry(rep, g, chi, width);
   // Each of a fixed number of particle groups works on its own plane (at most `groups` threads
   // work: detail::paint_groups).
   constexpr int W = fixed_point::words<T>;
@@ -204,50 +165,33 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
     bool finite = true;
   };
   std::vector<GroupBound> bounds(groups);
-  detail::for_each_image(
-      x, rep, g, chi, width, groups, image_weight,
-      [&](int b, std::size_t, double, double, double, const detail::ReplicaView&, double w) {
-        GroupBound& gb = bounds[b];
-        ++gb.images;
-        gb.finite = gb.finite && std::isfinite(w);
-        gb.max_weight = std::max(gb.max_weight, std::fabs(w));
-      });
+  detail::for_each_particle_block(x.size(), groups, [&](int b, std::size_t p) {
+    double xp[3];
+    detail::position_in_double(x[p], xp);
+    const detail::ImageBound ib = detail::particle_bound(xp, rv, n_views, geo, weight);
+    GroupBound& gb = bounds[b];
+    gb.images += std::size_t(ib.images);
+    gb.finite = gb.finite && ib.finite;
+    gb.max_weight = std::max(gb.max_weight, ib.max_weight);
+  });
   std::size_t images = 0;
   double max_weight = 0.0;
   for (const auto& gb : bounds) {
-    if (!gb.finite) {
-      throw InvalidArgument(std::string(fn) + ": an image weight K Lambda(s) / s^2 is not finite " +
-                            "(shell at chi = " + format_number(chi) + " Mpc/h, width " +
-                            format_number(width) + ")");
-    }
+    if (!gb.finite) throw detail::non_finite_weight(fn, chi, width);
     images += gb.images;
     max_weight = std::max(max_weight, gb.max_weight);
   }
   const auto scale = fixed_point::scale_for(images, max_weight, fn);
 
-  // Pass 2: each group sums its images' integer terms, word by word, in its own plane (word j
-  // of point c at c W + j); the planes are added.
+  // Pass 2: each group sums its images' integer terms (detail::deposit_particle), word by word,
+  // in its own plane (word j of point c at c W + j); the planes are added.
   std::vector<fixed_point::Accumulator> partial(std::size_t(groups) * g.size() * W, 0);
-  const int n = g.n;
-  const auto add = [](fixed_point::Accumulator* point, const fixed_point::Term& t) {
-    point[0] += t.hi;
-    if constexpr (W == 2) point[1] += t.lo;
-  };
-  detail::for_each_image(
-      x, rep, g, chi, width, groups, image_weight,
-      [&](int b, std::size_t, double, double tx, double ty, const detail::ReplicaView&, double w) {
-        fixed_point::Accumulator* m = partial.data() + std::size_t(b) * g.size() * W;
-        const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
-        fixed_point::Term term[4];
-        detail::shell_terms<W>(ax, ay, w, scale, term);
-        const int jy[2] = {ay.lo, ay.hi};
-        for (int c = 0; c < 2; ++c) {
-          if (jy[c] < 0) continue;
-          fixed_point::Accumulator* row = m + std::size_t(jy[c]) * n * W;
-          if (ax.lo >= 0) add(row + std::size_t(ax.lo) * W, term[2 * c]);
-          if (ax.hi >= 0) add(row + std::size_t(ax.hi) * W, term[2 * c + 1]);
-        }
-      });
+  detail::for_each_particle_block(x.size(), groups, [&](int b, std::size_t p) {
+    double xp[3];
+    detail::position_in_double(x[p], xp);
+    const detail::GroupPlaneAdd<W> add{partial.data() + std::size_t(b) * g.size() * W};
+    detail::deposit_particle<W>(xp, rv, n_views, geo, weight, scale, add);
+  });
   const std::ptrdiff_t size = std::ptrdiff_t(g.size());
   const fixed_point::Accumulator* part = partial.data();
   T* out = plane.data.data();
@@ -258,15 +202,18 @@ void paint_shell(const particles::Positions<T>& x, const Replicas& rep, double c
       const fixed_point::Accumulator* point = part + (std::ptrdiff_t(b) * size + c) * W;
       for (int j = 0; j < W; ++j) sum[j] += point[j];
     }
-    out[c] = static_cast<T>(fixed_point::value<W>(sum[0], sum[1], scale) - 1.0);
+    out[c] = detail::plane_value<T, W>(sum[0], sum[1], scale);
   }
 }
 
 /// The adjoint of paint_shell: given plane_bar = dL/ddelta, adds dL/dx to x_bar (sized to the
 /// particles, zeros, if empty) and returns dL/dchi and dL/dDelta (through the hat and through
 /// the normalisation 1 / Delta). The "- 1" is a constant and has no adjoint; the plane's grid is a
-/// fixed discretisation (chosen once per lightcone), not a function of chi. Reductions run over
-/// fixed particle blocks, so the result does not depend on the thread count.
+/// fixed discretisation (chosen once per lightcone), not a function of chi. Each particle's
+/// gradient is accumulated in T image by image, and its terms of dL/dchi and dL/dDelta are summed
+/// over its images; the particles' terms are then added in the fixed blocks of
+/// core/deterministic_sum.hpp. So the result does not depend on the thread count, and the device
+/// backend (shell_painting_device.hpp) reproduces the same grouping.
 template <class T>
 ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const Replicas& rep,
                                        double chi, double width, const Plane<T>& plane_bar,
@@ -283,61 +230,25 @@ ShellPaintGradient paint_shell_adjoint(const particles::Positions<T>& x, const R
                           std::to_string(g.size()) + " points");
   }
   const double nbar = detail::particle_density(particle_density, x.size(), rep, fn);
-  const double K = detail::shell_norm(nbar, width, g.cell);
-  const int n_blocks = detail::reduction_blocks(x.size());
-  // One cache line per block: blocks on different threads would otherwise share lines and
-  // every image's update would bounce them between cores (2.3x slower on 2 threads than 1).
-  struct alignas(64) BlockSums {
-    double chi = 0.0, width = 0.0;
-  };
-  std::vector<BlockSums> sums(n_blocks);
+  const detail::AdjointFactors factors{detail::shell_norm(nbar, width, g.cell), chi, width, g.cell};
+  const auto views = detail::replicas_for(rep, chi, width);
+  const detail::ReplicaView* rv = views.data();
+  const int n_views = int(views.size());
+  const detail::ImageGeometry geo = detail::image_geometry(rep, g, chi, width);
   const T* pb = plane_bar.data.data();
-  const int n = g.n;
-  const double centre = 0.5 * (n - 1);
-  auto at = [&](int i, int j) { return i < 0 || j < 0 ? 0.0 : double(pb[std::size_t(j) * n + i]); };
-  struct PerReplica {
-    double d_s, wh_s, wh_t, d_chi, d_width;  // the image's factors that depend on s only
-  };
-  detail::for_each_image(
-      x, rep, g, chi, width, n_blocks,
-      [&](double s) {
-        // value = K Lambda(s) W(t) / s^2 with t = theta / cell + centre, theta = X / s:
-        // dt/dX = 1 / (s cell), dt/ds = -theta / (s cell) = -(t - centre) / s; K = 1 / (nbar
-        // Delta cell^2) gives dK/dDelta = -K / Delta.
-        const Hat h = line_of_sight_hat(s, chi, width);
-        const double k_s2 = K / (s * s), wh = k_s2 * h.value;
-        PerReplica r;
-        r.d_s = k_s2 * (h.d_s - 2.0 * h.value / s);  // d(value)/ds at fixed t, per unit W
-        r.wh_s = wh / s;                             // times dW/dt (t - centre): the t(s) term
-        r.wh_t = wh / (s * g.cell);                  // times dW/dt: d/dX, d/dY
-        r.d_chi = k_s2 * h.d_chi;
-        r.d_width = k_s2 * (h.d_width - h.value / width);
-        return r;
-      },
-      [&](int b, std::size_t p, double, double tx, double ty, const detail::ReplicaView& view,
-          const PerReplica& r) {
-        const auto ax = detail::axis_stencil(tx, n), ay = detail::axis_stencil(ty, n);
-        const double b00 = at(ax.lo, ay.lo), b10 = at(ax.hi, ay.lo);
-        const double b01 = at(ax.lo, ay.hi), b11 = at(ax.hi, ay.hi);
-        const double lo_y = b00 * (1.0 - ax.f) + b10 * ax.f;   // row ay.lo
-        const double hi_y = b01 * (1.0 - ax.f) + b11 * ax.f;   // row ay.hi
-        const double val = lo_y * (1.0 - ay.f) + hi_y * ay.f;  // bilinear readout of plane_bar
-        const double gx = (b10 - b00) * (1.0 - ay.f) + (b11 - b01) * ay.f;  // d/dtx
-        const double gy = hi_y - lo_y;                                      // d/dty
-        // Derivatives with respect to the image coordinates (s, X, Y), then back through the
-        // replica's orientation: image coordinate d is sign[d] * x[axis[d]].
-        const double g_img[3] = {val * r.d_s - r.wh_s * (gx * (tx - centre) + gy * (ty - centre)),
-                                 r.wh_t * gx, r.wh_t * gy};
-        for (int d = 0; d < 3; ++d)
-          x_bar[p][view.o.axis[d]] += static_cast<T>(view.o.sign[d] * g_img[d]);
-        sums[b].chi += val * r.d_chi;
-        sums[b].width += val * r.d_width;
-      });
+  // Each particle's terms are summed over its images (detail::adjoint_particle), and the
+  // particles' terms in the fixed blocks of core/deterministic_sum.hpp: the grouping the device
+  // backend reproduces (backend::deterministic_sum), for any thread count.
+  const auto sums = deterministic_sums<2>(std::ptrdiff_t(x.size()), [&](std::ptrdiff_t p) {
+    double xp[3];
+    detail::position_in_double(x[std::size_t(p)], xp);
+    const auto a =
+        detail::adjoint_particle(xp, rv, n_views, geo, factors, pb, x_bar[std::size_t(p)].data());
+    return std::array<double, 2>{a.chi, a.width};
+  });
   ShellPaintGradient r;
-  for (int b = 0; b < n_blocks; ++b) {
-    r.chi += sums[b].chi;
-    r.width += sums[b].width;
-  }
+  r.chi = sums[0];
+  r.width = sums[1];
   return r;
 }
 

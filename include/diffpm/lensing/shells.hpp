@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
 #include "diffpm/core/scalar.hpp"
 #include "diffpm/cosmology/background.hpp"
 #include "diffpm/cosmology/model.hpp"
@@ -75,7 +76,7 @@ struct Hat {
   double value = 0.0, d_s = 0.0, d_chi = 0.0, d_width = 0.0;
 };
 
-inline Hat line_of_sight_hat(double s, double chi, double width) {
+DIFFPM_HOST_DEVICE inline Hat line_of_sight_hat(double s, double chi, double width) {
   Hat h;
   const double d = s - chi;
   const double ad = std::fabs(d);
