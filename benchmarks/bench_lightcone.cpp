@@ -36,12 +36,15 @@ struct Setup {
     x.resize(std::size_t(128) * 128 * 128);
     for (auto& p : x) p = {float(u(rng)), float(u(rng)), float(u(rng))};
     // Count the images once: the adjoint of a plane of ones visits each image exactly once.
+    const auto views = lensing::detail::replicas_for(replicas, chi, width);
+    const auto geometry = lensing::detail::image_geometry(replicas, grid, chi, width);
     std::size_t n = 0;
-    lensing::detail::for_each_image(
-        x, replicas, grid, chi, width, 1, [](double) { return 0; },
-        [&](int, std::size_t, double, double, double, const lensing::detail::ReplicaView&, int) {
-          ++n;
-        });
+    for (const auto& p : x) {
+      const double xp[3] = {p[0], p[1], p[2]};
+      n += lensing::detail::particle_bound(xp, views.data(), int(views.size()), geometry,
+                                           [](double) { return 0.0; })
+               .images;
+    }
     images = n;
   }
 };

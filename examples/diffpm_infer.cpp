@@ -7,6 +7,7 @@
 //                [--sigma-e E] [--n-gal G] [--truth-seed S] [--shape-noise-seed S]
 //                [--chain-seed S] [--samples N] [--warmup W] [--leapfrog L]
 //                [--start-omega-c X] [--start-sigma8 X] [--chain FILE] [--threads T]
+//                [--backend cpu|cuda]
 //
 // The mock: the forward model at the truth (Planck 2018: Omega_c = 0.26067, sigma8 = 0.8102;
 // the other parameters fixed there) on the white noise of --truth-seed, plus Gaussian shape
@@ -64,6 +65,7 @@ struct Options {
   double start_omega_c = 0.30, start_sigma8 = 0.70;
   std::string chain;
   int threads = 0;
+  diffpm::BackendKind backend = diffpm::BackendKind::cpu;
   bool help = false;
 };
 
@@ -103,6 +105,9 @@ void print_help() {
       "  --start-sigma8 X   starting sigma8 [%s]\n"
       "  --chain FILE       write every trajectory's end point as CSV\n"
       "  --threads T        OpenMP and FFTW threads [all]\n"
+      "  --backend B        cpu, or cuda: the PM steps, the lightcone and their gradient on\n"
+      "                     the device backend (the GPU in a cuda build, the same code on the\n"
+      "                     host in an omp build) [cpu]\n"
       "  -h, --help         print this help and exit\n",
       d.particles, format_short(d.box).c_str(), d.steps, format_short(d.a_start).c_str(),
       format_short(d.fov).c_str(), d.pixels, d.planes, format_short(d.z_source).c_str(),
@@ -185,6 +190,14 @@ Options parse_arguments(int argc, char** argv) {
       o.chain = v;
     } else if (flag == "--threads") {
       o.threads = parse_int(flag, v, 1, 4096);
+    } else if (flag == "--backend") {
+      if (v != "cpu" && v != "cuda") throw UsageError("--backend '" + v + "' must be cpu or cuda");
+      o.backend = diffpm::parse_backend(v);
+      if (o.backend == diffpm::BackendKind::cuda && !diffpm::device_backend_compiled()) {
+        throw UsageError(
+            "--backend cuda: this diffpm-infer was built without the device backend "
+            "(configure with -DDIFFPM_DEVICE=cuda, or omp to run the device code on the host)");
+      }
     } else {
       throw UsageError("unknown flag '" + flag + "' (see --help)");
     }
@@ -310,6 +323,7 @@ int run(const Options& o) {
   sim.a_start = o.a_start;
   sim.a_end = 1.0;
   sim.threads = o.threads;
+  sim.backend = o.backend;
   diffpm::model::LensingSetup lens;
   lens.config.map = dl::MapGeometry(o.pixels, o.fov);
   lens.config.planes = o.planes;

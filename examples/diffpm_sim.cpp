@@ -147,9 +147,9 @@ void print_help() {
       "  --stepper S        fastpm (exact linear growth) or leapfrog [fastpm]\n"
       "  --precision P      float or double [%s]\n"
       "  --threads T        OpenMP and FFTW threads [all]\n"
-      "  --backend B        cpu, or cuda: the PM steps on the device backend (the GPU in a\n"
-      "                     cuda build, the same code on the host in an omp build; plain\n"
-      "                     runs only, not --lensing or --loss-target) [cpu]\n"
+      "  --backend B        cpu, or cuda: the PM steps (and with --loss-target their\n"
+      "                     gradient and the lightcone) on the device backend (the GPU in a\n"
+      "                     cuda build, the same code on the host in an omp build) [cpu]\n"
       "\n"
       "Lensing (--lensing; docs/lensing.md):\n"
       "  --lensing          paint a lightcone (observer at the middle of the x = 0 face,\n"
@@ -462,7 +462,6 @@ Options parse_arguments(int argc, char** argv) {
     throw UsageError("--loss-target needs --lensing (the loss compares convergence maps)");
   }
   if (o.sim.backend == diffpm::BackendKind::cuda) {
-    if (o.lensing) throw UsageError("--backend cuda runs plain simulations so far, not --lensing");
     if (!diffpm::device_backend_compiled()) {
       throw UsageError(
           "--backend cuda: this diffpm-sim was built without the device backend "

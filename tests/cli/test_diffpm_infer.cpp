@@ -2,6 +2,7 @@
 // (support/run_program.hpp). The program path comes from CMake (DIFFPM_INFER_EXE).
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -122,6 +123,42 @@ TEST_CASE("diffpm-infer runs end to end with a few trajectories", "[cli][infer]"
   CHECK(n == 11);
 }
 
+TEST_CASE("diffpm-infer --backend cuda samples the CPU's chain", "[cli][infer]") {
+  // The model's maps and gradients are the CPU's bits on the device code path in an omp build
+  // (DIFFPM_TEST_DEVICE), so HMC takes the same trajectories: the same output and chain bytes.
+  // A cuda build without a GPU, or a build without the device backend, exits with code 2.
+  const TempDir dir;
+  auto run = [&](const char* backend) {
+    auto args = short_version();
+    for (const char* a : {"--samples", "3", "--warmup", "8", "--leapfrog", "2", "--probes", "2",
+                          "--optimize", "2", "--backend", backend, "--chain"})
+      args.push_back(a);
+    args.push_back((dir.path / (std::string(backend) + ".csv")).string());
+    return run_program(exe(), args);
+  };
+  const Result cpu = run("cpu");
+  INFO(cpu.err);
+  REQUIRE(cpu.status == 0);
+  const Result dev = run("cuda");
+  INFO(dev.err);
+  const std::string device = DIFFPM_TEST_DEVICE;
+  if (device != "omp") {
+    if (dev.status != 0) CHECK(dev.status == 2);
+    if (device == "none") CHECK(dev.err.find("without the device backend") != std::string::npos);
+    return;
+  }
+  REQUIRE(dev.status == 0);
+  CHECK(dev.out == cpu.out);
+  auto bytes = [&](const char* name) {
+    std::ifstream in(dir.path / name, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  CHECK(!bytes("cpu.csv").empty());
+  CHECK(bytes("cuda.csv") == bytes("cpu.csv"));
+}
+
 TEST_CASE("diffpm-infer rejects bad flags", "[cli][infer][errors]") {
   for (const auto& bad : std::vector<std::vector<std::string>>{{"--samples", "1"},
                                                                {"--leapfrog", "0"},
@@ -129,6 +166,7 @@ TEST_CASE("diffpm-infer rejects bad flags", "[cli][infer][errors]") {
                                                                {"--fov", "-2"},
                                                                {"--start-sigma8", "5"},
                                                                {"--bogus", "1"},
+                                                               {"--backend", "gpu"},
                                                                {"--samples"}}) {
     const Result r = run_program(exe(), bad);
     INFO(bad[0] << ": " << r.err);

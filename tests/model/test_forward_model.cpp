@@ -416,6 +416,14 @@ TEST_CASE("the forward model rejects bad input", "[model][errors]") {
   late.simulation.a_start = 0.3;
   model::ForwardModel<double> early(late);
   CHECK_THROWS_WITH(early.forward(fiducial(), early.white_noise(1)), Catch::Contains("a_end"));
+  // The device backend in code compiled without it (tests/device/test_model_device.cpp runs it).
+  if (!diffpm::device_backend_compiled()) {
+    auto device = small_config(true, false);
+    device.simulation.backend = diffpm::BackendKind::cuda;
+    CHECK_THROWS_AS(model::ForwardModel<double>(device), diffpm::InvalidArgument);
+    CHECK_THROWS_WITH(model::ForwardModel<double>(device),
+                      Catch::Contains("without the device backend"));
+  }
 }
 
 TEMPLATE_TEST_CASE("the model returns particles, the linear field and snapshots: run_simulation's",

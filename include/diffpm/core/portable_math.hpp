@@ -47,6 +47,14 @@ DIFFPM_HOST_DEVICE inline double mul(double a, double b) {
 #endif
 }
 
+DIFFPM_HOST_DEVICE inline float mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 DIFFPM_HOST_DEVICE inline double add(double a, double b) {
 #if defined(__CUDA_ARCH__)
   return __dadd_rn(a, b);

@@ -80,27 +80,11 @@ class Lightcone {
   /// Paints every plane whose a_i equals a (the snapshot hook passes back the requested values
   /// exactly). Throws InvalidArgument if a is no plane's scale factor or was already painted.
   void paint(double a, const particles::Positions<T>& x) {
-    bool any = false;
-    for (std::size_t i = 0; i < shells_.a.size(); ++i) {
-      if (shells_.a[i] != a) continue;
-      if (done_[i]) {
-        throw InvalidArgument("Lightcone: plane " + std::to_string(i) +
-                              " at a = " + format_number(a) + " painted twice");
-      }
-      any = true;
+    for (const std::size_t i : planes_at(a, "Lightcone")) {
+      check_not_painted(i);
       Plane<T> plane(grids_[i]);
       paint_shell(x, replicas_, shells_.chi[i], shells_.width, plane, density_);
-      Map<T> sampled(map_);
-      interpolate_plane(plane, sampled);
-      for (std::size_t s = 0; s < weights_.size(); ++s) {
-        born_accumulate(sampled, weights_[s][i], kappa_[s]);
-      }
-      if (keep_) planes_[i] = std::move(plane);
-      done_[i] = true;
-    }
-    if (!any) {
-      throw InvalidArgument("Lightcone: a = " + format_number(a) +
-                            " is not a plane's scale factor");
+      add_plane(i, std::move(plane));
     }
   }
 
@@ -113,6 +97,57 @@ class Lightcone {
   void paint_adjoint(double a, const particles::Positions<T>& x,
                      const std::vector<Map<T>>& kappa_bar, particles::Positions<T>& x_bar,
                      LightconeGradient& g) const {
+    for (const std::size_t i : planes_at(a, "Lightcone::paint_adjoint")) {
+      Plane<T> plane(grids_[i]);
+      paint_shell(x, replicas_, shells_.chi[i], shells_.width, plane, density_);
+      const Plane<T> plane_bar = add_plane_adjoint(i, plane, kappa_bar, g);
+      const ShellPaintGradient sg = paint_shell_adjoint(x, replicas_, shells_.chi[i], shells_.width,
+                                                        plane_bar, x_bar, density_);
+      g.chi[i] += sg.chi;
+      g.width += sg.width;
+    }
+  }
+
+  /// The shells whose a_i equals a (the planes paint() paints at a). Throws InvalidArgument
+  /// naming `fn` if there is none.
+  std::vector<std::size_t> planes_at(double a, const char* fn) const {
+    std::vector<std::size_t> found;
+    for (std::size_t i = 0; i < shells_.a.size(); ++i)
+      if (shells_.a[i] == a) found.push_back(i);
+    if (found.empty()) {
+      throw InvalidArgument(std::string(fn) + ": a = " + format_number(a) +
+                            " is not a plane's scale factor");
+    }
+    return found;
+  }
+
+  /// Throws InvalidArgument if plane i has been painted.
+  void check_not_painted(std::size_t i) const {
+    if (done_.at(i)) {
+      throw InvalidArgument("Lightcone: plane " + std::to_string(i) +
+                            " at a = " + format_number(shells_.a[i]) + " painted twice");
+    }
+  }
+
+  /// The second half of paint() for plane i, whatever backend painted it (shell_painting.hpp
+  /// or its device counterpart): samples the plane at the map pixels, adds it to every
+  /// source's convergence with its Born weight, keeps it if keep_planes.
+  void add_plane(std::size_t i, Plane<T> plane) {
+    check_not_painted(i);
+    if (plane.grid != grids_[i]) throw InvalidArgument("Lightcone: a plane on another grid");
+    Map<T> sampled(map_);
+    interpolate_plane(plane, sampled);
+    for (std::size_t s = 0; s < weights_.size(); ++s) {
+      born_accumulate(sampled, weights_[s][i], kappa_[s]);
+    }
+    if (keep_) planes_[i] = std::move(plane);
+    done_[i] = true;
+  }
+
+  /// The adjoint of add_plane for plane i painted as `plane`: adds dL/dc_{s,i} to `g` (sized on
+  /// first use) and returns dL/d(plane), for the shell painting's adjoint.
+  Plane<T> add_plane_adjoint(std::size_t i, const Plane<T>& plane,
+                             const std::vector<Map<T>>& kappa_bar, LightconeGradient& g) const {
     if (kappa_bar.size() != weights_.size()) {
       throw InvalidArgument("Lightcone::paint_adjoint: " + std::to_string(kappa_bar.size()) +
                             " map adjoints for " + std::to_string(weights_.size()) + " sources");
@@ -125,30 +160,16 @@ class Lightcone {
           "Lightcone::paint_adjoint: the gradient was sized for another "
           "lightcone");
     }
-    bool any = false;
-    for (std::size_t i = 0; i < planes; ++i) {
-      if (shells_.a[i] != a) continue;
-      any = true;
-      Plane<T> plane(grids_[i]);
-      paint_shell(x, replicas_, shells_.chi[i], shells_.width, plane, density_);
-      Map<T> sampled(map_);
-      interpolate_plane(plane, sampled);
-      Map<T> sampled_bar(map_);
-      for (std::size_t s = 0; s < weights_.size(); ++s) {
-        g.weights[s][i] +=
-            born_accumulate_adjoint(sampled, weights_[s][i], kappa_bar[s], sampled_bar);
-      }
-      Plane<T> plane_bar(grids_[i]);
-      interpolate_plane_adjoint(sampled_bar, plane_bar);
-      const ShellPaintGradient sg = paint_shell_adjoint(x, replicas_, shells_.chi[i], shells_.width,
-                                                        plane_bar, x_bar, density_);
-      g.chi[i] += sg.chi;
-      g.width += sg.width;
+    Map<T> sampled(map_);
+    interpolate_plane(plane, sampled);
+    Map<T> sampled_bar(map_);
+    for (std::size_t s = 0; s < weights_.size(); ++s) {
+      g.weights[s][i] +=
+          born_accumulate_adjoint(sampled, weights_[s][i], kappa_bar[s], sampled_bar);
     }
-    if (!any) {
-      throw InvalidArgument("Lightcone::paint_adjoint: a = " + format_number(a) +
-                            " is not a plane's scale factor");
-    }
+    Plane<T> plane_bar(grids_[i]);
+    interpolate_plane_adjoint(sampled_bar, plane_bar);
+    return plane_bar;
   }
 
   /// Whether every plane has been painted.
@@ -171,6 +192,8 @@ class Lightcone {
   const Replicas& replicas() const { return replicas_; }
   const std::vector<PlaneGrid>& plane_grids() const { return grids_; }
   const MapGeometry& map_geometry() const { return map_; }
+  /// Particles per (Mpc/h)^3 of the painting, 0 for N / V (shell_painting.hpp).
+  double particle_density() const { return density_; }
   const std::vector<std::vector<double>>& weights() const { return weights_; }
   /// The painted planes, by shell index (empty unless keep_planes).
   const std::vector<Plane<T>>& planes() const { return planes_; }

@@ -35,6 +35,12 @@
 #include "diffpm/nbody/simulation.hpp"
 #include "diffpm/nbody/time_steps.hpp"
 #include "diffpm/particles/lpt.hpp"
+#if defined(DIFFPM_WITH_DEVICE)
+#include "diffpm/lensing/lightcone_device.hpp"
+#include "diffpm/model/stages/integration_stage_device.hpp"
+#include "diffpm/nbody/pm_force_device.hpp"
+#include "diffpm/nbody/reversible_device.hpp"
+#endif
 
 namespace diffpm::model {
 
@@ -172,7 +178,21 @@ class ForwardModel {
     // of the forward pass, whatever FFTW wisdom the host program loads or makes in between
     // (backend/cpu/fft.hpp, "Determinism").
     ic_plan_ = std::make_shared<const FftPlan<T>>(ic_grid_, threads_);
-    force_plan_ = std::make_shared<const FftPlan<T>>(force_grid_, threads_);
+    if (s.backend == BackendKind::cuda) {
+      // The PM steps and their reverse pass on the device, on one force for the model's life
+      // (its FFT plan, like the CPU's, must be the same in both passes).
+#if defined(DIFFPM_WITH_DEVICE)
+      device::require_device("model (backend cuda)");
+      device_force_ =
+          std::make_shared<nbody::PmForce<T, Cuda>>(force_grid_, s.kernel, ic_grid_.size());
+#else
+      throw InvalidArgument(
+          "model: backend cuda, but this code was compiled without the device backend "
+          "(configure diffpm with -DDIFFPM_DEVICE=cuda or omp and link diffpm::device)");
+#endif
+    } else {
+      force_plan_ = std::make_shared<const FftPlan<T>>(force_grid_, threads_);
+    }
   }
   /// Movable (the tape's stages hold what they need, not the model), not copyable (a recorded
   /// run has one gradient).
@@ -337,7 +357,32 @@ class ForwardModel {
     fp_record.checkpoint_every = cfg_.checkpoint_every;
     nbody::IntegratorOptions options;
     eo.force_plan = force_plan_;
-    eo.record = record ? &fp_record : nullptr;
+    eo.record = record && !device_force_ ? &fp_record : nullptr;
+    std::shared_ptr<nbody::DeviceFixedPointRecord> device_record;
+#if defined(DIFFPM_WITH_DEVICE)
+    if (device_force_) {
+      // The integrator's snapshots as device views: the planes are painted on the device, the
+      // requested snapshots copied out.
+      eo.device_force = device_force_;
+      if (record) {
+        device_record = std::make_shared<nbody::DeviceFixedPointRecord>();
+        device_record->mode = cfg_.adjoint;
+        device_record->checkpoint_every = cfg_.checkpoint_every;
+        eo.device_record = device_record.get();
+      }
+      if (!eo.snapshots.empty()) {
+        eo.device_hook = [&](double a, particles::Vec3View<const T> x,
+                             particles::Vec3View<const T> p) {
+          if (cone && cone->is_plane(a)) lensing::paint(Cuda{}, *cone->cone, a, x);
+          for (std::size_t i = 0; i < cfg_.snapshots.size(); ++i) {
+            if (cfg_.snapshots[i] != a) continue;
+            nbody::detail::download(x, out_.snapshots[i].x);
+            nbody::detail::download(p, out_.snapshots[i].p);
+          }
+        };
+      }
+    }
+#endif
     eo.integrator_options = &options;
     eo.progress = progress_;
     if (s.steps == 0 && cfg_.final_particles) eo.lpt_final = &out_.particles;
@@ -347,11 +392,17 @@ class ForwardModel {
       state->positions(out_.particles.x);
       state->momenta(out_.particles.p);
     }
-    if (record && s.steps > 0) {
+    if (record && s.steps > 0 && !device_force_) {
       tape_.record(std::make_unique<IntegrationStage<T>>(state, std::move(fp_record),
                                                          std::move(options), a_steps_, force_plan_,
                                                          s.kernel, c, cone));
     }
+#if defined(DIFFPM_WITH_DEVICE)
+    if (record && s.steps > 0 && device_force_) {
+      tape_.record(std::make_unique<DeviceIntegrationStage<T>>(
+          state, std::move(device_record), std::move(options), a_steps_, device_force_, c, cone));
+    }
+#endif
 
     if (cone) out_.kappa = cone->cone->convergence();
     if (cfg_.final_density) {
@@ -442,7 +493,8 @@ class ForwardModel {
   ModelConfig cfg_;
   mesh::Grid ic_grid_, force_grid_;
   int threads_ = 1;
-  std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;
+  std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;  ///< force_plan_: backend cpu
+  std::shared_ptr<nbody::PmForce<T, Cuda>> device_force_;   ///< backend cuda
   std::vector<double> a_steps_;
   std::vector<lensing::PlaneGrid> plane_grids_;
   std::function<void(const std::string&)> progress_;

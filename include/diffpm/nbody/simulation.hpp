@@ -207,10 +207,10 @@ FixedPointState evolve_on_device(const cosmology::Model<double>& cosmo, const Si
   }
 #if defined(DIFFPM_WITH_DEVICE)
   device::require_device("run_simulation (backend cuda)");
-  device::require_memory(DeviceFixedPointState::bytes(state.x.size()),
-                         "the fixed-point state of " + std::to_string(state.x.size()) +
-                             " particles",
-                         "use fewer particles");
+  device::require_memory(
+      DeviceFixedPointState::bytes(state.x.size()),
+      "the fixed-point state of " + std::to_string(state.x.size()) + " particles",
+      "use fewer particles");
   auto dstate = DeviceFixedPointState::upload(state);
   return steps_on_device<T>(cosmo, cfg, a, dstate, opt, eo);
 #else

@@ -74,24 +74,30 @@ class IntegrationStage final : public autodiff::Operation<Adjoints<T>> {
         *cosmo_.values, a_steps_, *state_, force, force_and_adjoint, adjoints.x_bar, adjoints.p_bar,
         options_, &record_, planes);
     record_.half_steps = {};
-    if (!cosmo_.duals) return;
+    pull_back(g, cosmo_, options_.stepper, a_steps_, cone_.get(), adjoints.parameters);
+  }
 
-    // The coefficients, as duals: kick and drift factors per step, Omega_m, snapshot drifts.
-    const auto& duals = *cosmo_.duals;
-    auto& pullback = adjoints.parameters;
-    const nbody::StepFactors<cosmology::ParameterDual> f(duals, options_.stepper);
-    for (std::size_t i = 0; i + 1 < a_steps_.size(); ++i) {
-      const auto c = coefficients(duals, options_.stepper, a_steps_[i], a_steps_[i + 1]);
+  /// Pulls the integrator's coefficient derivatives `g` back onto the parameters (every
+  /// backend's integration stage): the kick and drift factors per step, Omega_m, and the drift
+  /// factors to the lightcone planes, as duals of `cosmo`'s parameters (nothing without them).
+  static void pull_back(const nbody::IntegratorGradient& g, const Cosmologies& cosmo,
+                        nbody::Stepper stepper, const std::vector<double>& a_steps,
+                        const LightconeRecord<T>* cone, ParameterPullback& pullback) {
+    if (!cosmo.duals) return;
+    const auto& duals = *cosmo.duals;
+    const nbody::StepFactors<cosmology::ParameterDual> f(duals, stepper);
+    for (std::size_t i = 0; i + 1 < a_steps.size(); ++i) {
+      const auto c = coefficients(duals, stepper, a_steps[i], a_steps[i + 1]);
       pullback.add(c.kick_first, g.kick_first[i], "kick factor");
       pullback.add(c.kick_second, g.kick_second[i], "kick factor");
       pullback.add(c.drift, g.drift[i], "drift factor");
     }
     pullback.add(duals.Omega_m(), g.force_scalar, "Omega_m (force)");
     for (const auto& snap : g.snapshots) {
-      if (snap.step + 1 >= a_steps_.size()) continue;    // at a_start: not drifted
-      if (!cone_ || !cone_->is_plane(snap.a)) continue;  // a requested snapshot: no adjoint
+      if (snap.step + 1 >= a_steps.size()) continue;   // at a_start: not drifted
+      if (!cone || !cone->is_plane(snap.a)) continue;  // a requested snapshot: no adjoint
       const std::size_t i = snap.step;
-      pullback.add(f.drift_within(a_steps_[i], a_steps_[i + 1], cone_->plane_scale_factor(snap.a)),
+      pullback.add(f.drift_within(a_steps[i], a_steps[i + 1], cone->plane_scale_factor(snap.a)),
                    snap.drift, "drift factor to a plane");
     }
   }

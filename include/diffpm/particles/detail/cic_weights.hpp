@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "diffpm/core/host_device.hpp"
+#include "diffpm/core/portable_math.hpp"
 
 namespace diffpm::particles::detail {
 
@@ -53,6 +54,10 @@ struct CicAxis {
 /// truncation, no sum a compiler could fuse), so every caller, inlined anywhere, sees the same lo
 /// for the same x; the plane buckets of the CPU paint rely on that.
 ///
+/// u = x n / L is a product that no compiler may fuse with the subtraction u - floor(u) (nvcc
+/// contracts across statements by default, which would change frac's last bit on a GPU and, with
+/// it, the integer terms of the fixed-point paint): core/portable_math.hpp's mul.
+///
 /// frac lies in [0, 1]: it is exact for x >= 0, and for x < 0 the subtraction u - floor(u) may
 /// round, up to 1 for a tiny negative x (then all the weight goes to point 0, as it should).
 /// A NaN or an |x| beyond 2^62 cells (where no digit of the fraction is left) yields lo = 0,
@@ -60,7 +65,7 @@ struct CicAxis {
 /// non-finite positions before they get here.
 template <class T>
 DIFFPM_HOST_DEVICE inline CicAxis<T> cic_axis(T x, T cells_per_length, int n) {
-  const T u = x * cells_per_length;
+  const T u = portable::detail::mul(x, cells_per_length);
   CicAxis<T> a;
   if (std::fabs(u) < T(4.6e18)) {  // false for NaN and infinities
     // floor(u) without branches (random positions made a branchy floor mispredict): truncate,
