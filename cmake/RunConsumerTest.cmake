@@ -8,7 +8,8 @@
 #                            first run `cmake --install INSTALL_FROM --prefix INSTALL_PREFIX`
 #
 # The consumer is built with `ctest --build-and-test` and its `consumer` program is run, then
-# its `consumer_io` program (FITS and PNG through diffpm::io), from the build directory.
+# its `consumer_io` program (FITS and PNG through diffpm::io) and, where diffpm has a device
+# backend, its `consumer_device` program, from the build directory.
 
 foreach(_var SOURCE_DIR BINARY_DIR INITIAL_CACHE GENERATOR)
   if(NOT DEFINED ${_var})
@@ -72,4 +73,17 @@ endif()
 execute_process(COMMAND "${_io_program}" WORKING_DIRECTORY "${BINARY_DIR}" RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "Consumer program ${_io_program} failed (${_rc})")
+endif()
+
+# consumer_device exists when diffpm has a device backend (it says "skipped" without a GPU).
+set(_device_program "${BINARY_DIR}/consumer_device")
+if(CONFIG AND EXISTS "${BINARY_DIR}/${CONFIG}/consumer_device")
+  set(_device_program "${BINARY_DIR}/${CONFIG}/consumer_device")
+endif()
+if(EXISTS "${_device_program}")
+  execute_process(COMMAND "${_device_program}" WORKING_DIRECTORY "${BINARY_DIR}"
+                  RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "Consumer program ${_device_program} failed (${_rc})")
+  endif()
 endif()
