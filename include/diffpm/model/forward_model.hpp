@@ -159,6 +159,12 @@ enum class Recording {
 /// 2^-64 of the box, is not differentiated; finite differences of the model agree to 1e-4 and
 /// better, tests/model/test_forward_model.cpp).
 ///
+/// With simulation.backend = cuda (a translation unit compiled with diffpm::device), the PM steps,
+/// the lightcone planes they pass and the reverse pass of both run on the device backend
+/// (model/stages/integration_stage_device.hpp), on one PmForce<T, Cuda> for the model's life;
+/// the linear field, LPT and the final density stay on the CPU. In the host emulation the
+/// outputs and the gradient are the CPU backend's bit for bit (docs/design.md, "Backends").
+///
 /// Discretisation that does not depend on theta, so that the map is a smooth function of it
 /// and finite differences see what the gradient sees: the time steps, the number of planes, and
 /// the planes' angular grids, chosen from ModelConfig::plane_grid_cosmology's plane distances
