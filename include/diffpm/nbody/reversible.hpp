@@ -371,6 +371,17 @@ struct BasicFixedPointRecord {
       throw InvalidArgument(std::string(fn) + ": checkpoint every 0 steps (must be >= 1)");
     }
   }
+  /// validate(), and that the record holds what a run of `steps` steps leaves (the reverse
+  /// pass's check that it was made by a run over the same steps and mode).
+  void validate_for(std::size_t steps, const char* fn) const {
+    validate(fn);
+    if (half_steps.size() != expected_size(steps)) {
+      throw InvalidArgument(std::string(fn) + ": a record of " + std::to_string(half_steps.size()) +
+                            " states for " + std::to_string(steps) + " steps (expected " +
+                            std::to_string(expected_size(steps)) +
+                            "; was it made by a run over the same steps and mode?)");
+    }
+  }
 };
 
 using FixedPointRecord = BasicFixedPointRecord<FixedPointState>;
@@ -542,16 +553,7 @@ IntegratorGradient integrate_fixed_point_adjoint(
   detail::check_steps(a_steps, fn);
   const std::size_t n = a_steps.size() - 1;
   const AdjointMode mode = record ? record->mode : AdjointMode::reverse;
-  if (record) {
-    record->validate(fn);
-    if (record->half_steps.size() != record->expected_size(n)) {
-      throw InvalidArgument(std::string(fn) + ": a record of " +
-                            std::to_string(record->half_steps.size()) + " states for " +
-                            std::to_string(n) + " steps (expected " +
-                            std::to_string(record->expected_size(n)) +
-                            "; was it made by a run over the same steps and mode?)");
-    }
-  }
+  if (record) record->validate_for(n, fn);
   state.validate(fn);
   if (record && record->has_digests && state.digest() != record->end_digest) {
     throw InvalidArgument(std::string(fn) +

@@ -444,16 +444,7 @@ IntegratorGradient integrate_fixed_point_adjoint(
   detail::check_steps(a_steps, fn);
   const std::size_t n = a_steps.size() - 1;
   const AdjointMode mode = record ? record->mode : AdjointMode::reverse;
-  if (record) {
-    record->validate(fn);
-    if (record->half_steps.size() != record->expected_size(n)) {
-      throw InvalidArgument(std::string(fn) + ": a record of " +
-                            std::to_string(record->half_steps.size()) + " states for " +
-                            std::to_string(n) + " steps (expected " +
-                            std::to_string(record->expected_size(n)) +
-                            "; was it made by a run over the same steps and mode?)");
-    }
-  }
+  if (record) record->validate_for(n, fn);
   if (record && record->has_digests && state.digest() != record->end_digest) {
     throw InvalidArgument(std::string(fn) +
                           ": the state is not the final state of the recorded run (its digest "
