@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "diffpm/nbody/simulation.hpp"
+#include "step_particles.hpp"
 
 namespace {
 
@@ -34,14 +35,7 @@ template <class T>
 int run_one(int n, int B) {
   using namespace diffpm;
   const cosmology::Cosmology<double> cosmo(cosmology::Parameters<double>{});
-  nbody::SimulationConfig cfg;
-  const double L = 4.0 * n;  // 4 Mpc/h between particles: mildly nonlinear at a = 1
-  cfg.box = {L, L, L};
-  cfg.particles = {n, n, n};
-  cfg.mesh = {B * n, B * n, B * n};
-  cfg.steps = 1;
-  cfg.a_start = 0.5;
-  cfg.a_end = 0.51;
+  const nbody::SimulationConfig cfg = bench::step_config(n, B);
   auto r = nbody::run_simulation<T>(cosmo, cfg);  // 2LPT initial conditions, one warm-up step
   const mesh::Grid grid(cfg.mesh, cfg.box);
   nbody::PmForce<T> force(grid, {}, r.state.x.size());

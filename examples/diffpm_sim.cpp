@@ -5,7 +5,8 @@
 //              [--steps S] [--a-start A0] [--a-end A1] [--lpt-order 1|2] [--seed SEED]
 //              [--white-noise FILE.npy] [--fixed-amplitude] [--precision float|double]
 //              [--threads T] [--backend cpu|cuda]
-//              [--stepper fastpm|leapfrog] [--save-particles] [--save-density]
+//              [--stepper fastpm|leapfrog] [--pgd-params ALPHA,KL,KS[,MU]]
+//              [--save-particles] [--save-density]
 //              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
 //               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]
 //               [--loss-target FILE.fits... --noise-sigma S [--save-noise-gradient]
@@ -20,6 +21,11 @@
 // and BIN in the header), DIR/kappa_<i>.npy, DIR/kappa_<i>.png and DIR/cl_<i>.csv
 // (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes: the map's binned C_ell and the Limber
 // theory averaged over the same modes).
+//
+// With --pgd-params, the particles that are measured and painted (power.csv, density.npy,
+// particles_x.npy and every lightcone plane) are first moved by the PGD small-scale correction
+// (nbody/pgd.hpp), at a_end and at each plane's a_i; with --loss-target, gradient.csv also has
+// dL/d(the four PGD parameters).
 //
 // With --loss-target (one target map per source, in the order of the maps; each written by
 // diffpm-sim --lensing with the same field and pixels) and --noise-sigma S, the run is the
@@ -59,6 +65,7 @@
 #include "diffpm/lensing/limber.hpp"
 #include "diffpm/measure/power_spectrum.hpp"
 #include "diffpm/model/forward_model.hpp"
+#include "diffpm/nbody/pgd.hpp"
 #include "diffpm/nbody/simulation.hpp"
 
 namespace {
@@ -98,6 +105,7 @@ struct Options {
   std::string out;
   int threads = 0;
   bool save_particles = false, save_density = false;
+  std::optional<diffpm::nbody::PgdParameters> pgd;  ///< --pgd-params
   bool help = false;
 };
 
@@ -147,6 +155,10 @@ void print_help() {
       "  --stepper S        fastpm (exact linear growth) or leapfrog [fastpm]\n"
       "  --precision P      float or double [%s]\n"
       "  --threads T        OpenMP and FFTW threads [all]\n"
+      "  --pgd-params ALPHA,KL,KS[,MU]  move the particles that are measured and painted\n"
+      "                     (power.csv, density, saved positions, lightcone planes) by the\n"
+      "                     PGD correction (Dai, Feng & Seljak 2018): amplitude ALPHA a^MU,\n"
+      "                     band KL to KS in h/Mpc on the force mesh [off; MU 0]\n"
       "  --backend B        cpu, or cuda: the PM steps (and with --loss-target their\n"
       "                     gradient and the lightcone) on the device backend (the GPU in a\n"
       "                     cuda build, the same code on the host in an omp build) [cpu]\n"
@@ -367,6 +379,20 @@ Options parse_arguments(int argc, char** argv) {
       const std::string t = value();
       if (t != "cpu" && t != "cuda") throw UsageError("--backend '" + t + "' must be cpu or cuda");
       o.sim.backend = diffpm::parse_backend(t);
+    } else if (flag == "--pgd-params") {
+      const std::string t = value();
+      const auto v = parse_list(flag, t);
+      if (v.size() != 3 && v.size() != 4) {
+        throw UsageError("--pgd-params '" + t + "' must be ALPHA,KL,KS or ALPHA,KL,KS,MU (" +
+                         std::to_string(v.size()) + " numbers given)");
+      }
+      diffpm::nbody::PgdParameters p{v[0], v[1], v[2], v.size() == 4 ? v[3] : 0.0};
+      try {
+        p.validate("--pgd-params");
+      } catch (const std::exception& e) {
+        throw UsageError(library_message(e));
+      }
+      o.pgd = p;
     } else if (flag == "--threads") {
       o.threads = parse_count(flag, value(), 1);
     } else if (flag == "--fov" || flag == "--pixels" || flag == "--planes" ||
@@ -610,6 +636,7 @@ diffpm::model::ModelConfig model_config(const Options& o, const SimulationConfig
   for (const auto& src : o.sources) lensing.sources.push_back(src.distribution);
   c.lensing = std::move(lensing);
   c.final_density = true;
+  c.pgd = o.pgd;
   c.adjoint = o.adjoint;
   c.checkpoint_every = std::size_t(o.checkpoint_every);
   return c;
@@ -670,6 +697,12 @@ void write_gradient(const Options& o, diffpm::model::ForwardModel<T>& model,
       if (dc::Parameter(p) == dc::Parameter::Omega_k) continue;
       csv << dc::parameter_names[p] << ',' << format17(o.cosmology.params[dc::Parameter(p)]) << ','
           << format17(g.parameters[p]) << '\n';
+    }
+    if (o.pgd) {
+      csv << "pgd_alpha," << format17(o.pgd->alpha) << ',' << format17(g.pgd.alpha) << '\n';
+      csv << "pgd_k_l," << format17(o.pgd->k_l) << ',' << format17(g.pgd.k_l) << '\n';
+      csv << "pgd_k_s," << format17(o.pgd->k_s) << ',' << format17(g.pgd.k_s) << '\n';
+      csv << "pgd_mu," << format17(o.pgd->mu) << ',' << format17(g.pgd.mu) << '\n';
     }
   });
   say("wrote " + path);
@@ -760,14 +793,26 @@ void run(const Options& o) {
   } else if (o.lensing) {
     std::vector<diffpm::lensing::SourceDistribution> sources;
     for (const auto& src : o.sources) sources.push_back(src.distribution);
+    auto lens = o.lens;
+    lens.pgd = o.pgd;
     auto lr =
-        noise ? diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, *noise, o.lens, sources, say)
-              : diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, o.lens, sources, say);
+        noise ? diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, *noise, lens, sources, say)
+              : diffpm::lensing::run_lensing_simulation<T>(cosmo, cfg, lens, sources, say);
     write_lensing(o, cosmo, lr.kappa, say);
     r = std::move(lr.simulation);
   } else {
     r = noise ? diffpm::nbody::run_simulation<T>(cosmo, cfg, *noise, {}, {}, say)
               : diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
+  }
+  if (!loss && o.pgd) {
+    say("PGD correction at a_end");
+    diffpm::mesh::ForceKernelOptions kernel = cfg.kernel;
+    kernel.smoothing_scale = 0.0;
+    diffpm::nbody::PgdCorrection<T> pgd(grid, kernel, 0,
+                                        o.threads > 0 ? o.threads : diffpm::max_threads());
+    diffpm::particles::Positions<T> y;
+    pgd.apply(r.state.x, *o.pgd, cfg.a_end, y);
+    r.state.x = std::move(y);
   }
   if (!loss) {
     delta = diffpm::mesh::RealField<T>(grid);

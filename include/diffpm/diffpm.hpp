@@ -68,6 +68,7 @@
 #include "diffpm/nbody/fastpm_factors.hpp"
 #include "diffpm/nbody/integrator.hpp"
 #include "diffpm/nbody/kick_drift.hpp"
+#include "diffpm/nbody/pgd.hpp"
 #include "diffpm/nbody/pm_force.hpp"
 #include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/simulation.hpp"

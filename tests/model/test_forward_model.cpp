@@ -148,9 +148,33 @@ void check_against_finite_differences(const model::ModelConfig& cfg,
     up[par] += h;
     dn[par] -= h;
     const double fd = double((L_at(up, noise) - L_at(dn, noise)) / (2 * h));
-    INFO(diffpm::cosmology::parameter_names[int(par)] << ": gradient " << g[par] << ", finite "
-                                                      << "difference " << fd << ", L = " << L0);
+    INFO(diffpm::cosmology::parameter_names[int(par)]
+         << ": gradient " << g[par] << ", finite difference " << fd << " (relative "
+         << std::fabs(g[par] / fd - 1) << "), L = " << L0);
     CHECK(g[par] == Approx(fd).epsilon(1e-4));
+  }
+  // The PGD correction's own parameters, by the same steps (relative; absolute 1e-7 for mu).
+  if (cfg.pgd) {
+    const std::pair<double diffpm::nbody::PgdParameters::*, double> pgd_params[] = {
+        {&diffpm::nbody::PgdParameters::alpha, g.pgd.alpha},
+        {&diffpm::nbody::PgdParameters::k_l, g.pgd.k_l},
+        {&diffpm::nbody::PgdParameters::k_s, g.pgd.k_s},
+        {&diffpm::nbody::PgdParameters::mu, g.pgd.mu}};
+    const auto pgd0 = *cfg.pgd;
+    for (const auto& [member, gradient] : pgd_params) {
+      const double h = member == &diffpm::nbody::PgdParameters::mu ? h_rel : h_rel * pgd0.*member;
+      auto L_pgd = [&](double shift) {
+        auto c = cfg;
+        (*c.pgd).*member += shift;
+        model::ForwardModel<T> mp(c);
+        return loss.value(mp.forward(p0, noise));
+      };
+      const double fd = double((L_pgd(h) - L_pgd(-h)) / (2 * h));
+      INFO("PGD parameter: gradient " << gradient << ", finite difference " << fd
+                                      << ", relative difference " << std::fabs(gradient / fd - 1));
+      CHECK(gradient == Approx(fd).epsilon(1e-4));
+      CHECK(std::fabs(fd) > 0.0);
+    }
   }
   // Random directions v (unit variance per cell). <dL/dw, v> is then a random number of typical
   // size |dL/dw| (its standard deviation), and now and then much smaller; the kinks' bias is a
@@ -191,6 +215,16 @@ TEST_CASE("final-density gradients match central differences of the model", "[mo
   auto params = flat_parameters;
   params.push_back(Parameter::Omega_k);  // no lightcone: curvature is differentiable here
   check_against_finite_differences(small_config(false, true), params);
+}
+
+TEST_CASE("PGD-corrected maps and density: gradients match central differences",
+          "[model][adjoint][lensing][pgd]") {
+  // Both outputs corrected (the planes at their a_i, the density at a_end); mu != 0 makes the
+  // amplitude alpha a_i^mu of each plane move with theta. alpha = 0.2 with k_s = 1.5 h/Mpc (the
+  // mesh's Nyquist is 3.1) moves particles by up to ~1 Mpc/h at a = 1.
+  auto cfg = small_config(true, true);
+  cfg.pgd = diffpm::nbody::PgdParameters{0.2, 0.3, 1.5, -1.0};
+  check_against_finite_differences(cfg, {Parameter::Omega_c, Parameter::sigma8});
 }
 
 TEST_CASE("an LPT-only lensing model has gradients too", "[model][adjoint][lensing]") {
@@ -416,6 +450,19 @@ TEST_CASE("the forward model rejects bad input", "[model][errors]") {
   late.simulation.a_start = 0.3;
   model::ForwardModel<double> early(late);
   CHECK_THROWS_WITH(early.forward(fiducial(), early.white_noise(1)), Catch::Contains("a_end"));
+  // PGD: its parameters are checked, and it needs an output it corrects.
+  auto pgd = small_config(false, true);
+  pgd.pgd = diffpm::nbody::PgdParameters{0.2, 0.3, -1.0, 0.0};
+  CHECK_THROWS_WITH(model::ForwardModel<double>(pgd), Catch::Contains("model: pgd: k_s = -1"));
+  pgd.pgd->k_s = 1.0;
+  pgd.final_density = false;
+  pgd.final_particles = true;
+  CHECK_THROWS_WITH(model::ForwardModel<double>(pgd), Catch::Contains("pgd without an output"));
+  auto pgd_device = small_config(true, false);
+  pgd_device.pgd = diffpm::nbody::PgdParameters{0.2, 0.3, 1.0, 0.0};
+  pgd_device.simulation.backend = diffpm::BackendKind::cuda;
+  CHECK_THROWS_WITH(model::ForwardModel<double>(pgd_device),
+                    Catch::Contains("pgd with lensing and backend cuda"));
   // The device backend in code compiled without it (tests/device/test_model_device.cpp runs it).
   if (!diffpm::device_backend_compiled()) {
     auto device = small_config(true, false);

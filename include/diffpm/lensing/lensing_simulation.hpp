@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "diffpm/lensing/lightcone.hpp"
 #include "diffpm/lensing/lightcone_coefficients.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"
+#include "diffpm/nbody/pgd.hpp"
 #include "diffpm/nbody/simulation.hpp"
 
 namespace diffpm::lensing {
@@ -35,9 +38,14 @@ struct LensingConfig {
   bool random_shifts = false;        ///< shift each box replica randomly (replicas.hpp)
   bool random_orientations = false;  ///< and reorient it by a random symmetry of the box
   std::uint64_t shift_seed = 1;      ///< seed of the replica shifts and orientations
+  /// The PGD correction (nbody/pgd.hpp) of the particles painted into each plane, at the
+  /// plane's a_i, on the force mesh (run_lensing_simulation; model::ModelConfig::pgd in the
+  /// differentiable model).
+  std::optional<nbody::PgdParameters> pgd;
 
   void validate() const {
     map.validate();
+    if (pgd) pgd->validate("lensing: pgd");
     if (planes < 1 || planes > 100000) {
       throw InvalidArgument("lensing: planes = " + std::to_string(planes) +
                             " (must be in [1, 100000])");
@@ -91,8 +99,25 @@ LensingResult<T> run_with_lightcone(const cosmology::Model<double>& cosmo,
       std::move(grids), lens.map, r.born_weights);
   nbody::IntegratorOptions options;
   options.snapshots = cone.scale_factors();
-  r.simulation = run(options, [&](double a, const particles::Positions<T>& x,
-                                  const particles::Positions<T>&) { cone.paint(a, x); });
+  std::unique_ptr<nbody::PgdCorrection<T>> pgd;
+  if (lens.pgd) {
+    // The force's mesh, Laplacian and gradient; PGD's band filter replaces its smoothing.
+    mesh::ForceKernelOptions kernel = sim.kernel;
+    kernel.smoothing_scale = 0.0;
+    pgd = std::make_unique<nbody::PgdCorrection<T>>(mesh::Grid(sim.mesh, sim.box), kernel,
+                                                    std::size_t(0),
+                                                    sim.threads > 0 ? sim.threads : max_threads());
+  }
+  particles::Positions<T> corrected;
+  r.simulation =
+      run(options, [&](double a, const particles::Positions<T>& x, const particles::Positions<T>&) {
+        if (!pgd) {
+          cone.paint(a, x);
+          return;
+        }
+        pgd->apply(x, *lens.pgd, a, corrected);
+        cone.paint(a, corrected);
+      });
   r.kappa = cone.convergence();
   return r;
 }

@@ -9,6 +9,7 @@
 #include "diffpm/maps/flat_map.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/model/parameter_pullback.hpp"
+#include "diffpm/nbody/pgd.hpp"
 #include "diffpm/particles/particles.hpp"
 
 namespace diffpm::model {
@@ -33,6 +34,8 @@ struct Adjoints {
   lensing::LightconeGradient lightcone;
   /// dL/dtheta, summed over every stage's scalar coefficients.
   ParameterPullback parameters;
+  /// dL/d(the PGD correction's parameters), summed over the final density and the planes.
+  nbody::PgdGradient pgd;
 
   bool maps() const { return kappa_bar && !kappa_bar->empty(); }
 };

@@ -59,6 +59,13 @@ struct ModelConfig {
   cosmology::CosmologyOptions cosmology;  ///< transfer function (and table) of P_lin
   std::optional<LensingSetup> lensing;    ///< convergence maps, one per source
   bool final_density = false;             ///< the overdensity at a_end on the force mesh
+  /// The PGD small-scale correction (nbody/pgd.hpp) of what the model paints: the final
+  /// density (at a_end) and every lightcone plane (at its a_i), differentiated with respect to
+  /// the positions, theta and its own parameters (ModelGradient::pgd). The returned particles
+  /// and snapshots stay the PM run's. On the force mesh, with the force's Laplacian and
+  /// finite-difference gradient. Not with backend cuda and lensing (the planes are painted on
+  /// the device, the correction runs on the CPU).
+  std::optional<nbody::PgdParameters> pgd;
   /// Outputs that are returned but not differentiated (gradient() takes no adjoint for them):
   bool final_particles = false;  ///< ModelOutput::particles, positions and momenta at a_end
   bool linear_field = false;     ///< ModelOutput::delta_linear, delta_L(k) at a = 1
@@ -94,6 +101,23 @@ struct ModelConfig {
     }
     if (adjoint == nbody::AdjointMode::checkpoint && checkpoint_every == 0)
       throw InvalidArgument("model: checkpoint every 0 steps (must be >= 1)");
+    if (lensing && lensing->config.pgd) {
+      throw InvalidArgument(
+          "model: lensing config has a pgd correction; the model's is ModelConfig::pgd (it "
+          "corrects the planes and the final density alike)");
+    }
+    if (pgd) {
+      pgd->validate("model: pgd");
+      if (!lensing && !final_density) {
+        throw InvalidArgument(
+            "model: pgd without an output it corrects (the final density or lensing maps)");
+      }
+      if (lensing && simulation.backend == BackendKind::cuda) {
+        throw InvalidArgument(
+            "model: pgd with lensing and backend cuda (the correction of the planes runs on the "
+            "CPU only; use backend cpu)");
+      }
+    }
   }
 };
 
@@ -115,6 +139,7 @@ struct ModelGradient {
   /// derivative with respect to curvature is not the model's.
   std::array<double, cosmology::n_parameters> parameters{};
   mesh::RealField<T> noise;  ///< dL/dw(x) on the lattice, w the white noise
+  nbody::PgdGradient pgd;    ///< dL/d(the PGD parameters); zeros without ModelConfig::pgd
 
   double operator[](cosmology::Parameter p) const { return parameters[static_cast<int>(p)]; }
 };
@@ -128,7 +153,8 @@ enum class Recording {
 /// The forward model of docs/design.md ("Data flow") as one differentiable function:
 ///   (theta, w) -> delta_L = sqrt(P_lin(k; theta) N/V) r2c(w) -> LPT at a_start
 ///   -> fixed-point KDK to a_end (nbody/reversible.hpp), lightcone planes painted on the way
-///   -> Born convergence maps; and/or the final overdensity (CIC on the force mesh); and, not
+///   -> Born convergence maps; and/or the final overdensity (CIC on the force mesh), both
+///   optionally after the PGD correction (ModelConfig::pgd); and, not
 ///   differentiated, the final particles, delta_L and snapshots (ModelConfig),
 /// and its gradient: give dL/dkappa (and/or dL/ddensity), get dL/dtheta for every cosmological
 /// parameter and dL/dw on the lattice.
@@ -198,6 +224,15 @@ class ForwardModel {
 #endif
     } else {
       force_plan_ = std::make_shared<const FftPlan<T>>(force_grid_, threads_);
+    }
+    if (cfg_.pgd) {
+      // On the force's plan (CPU), else a CPU plan of the force mesh; the force's Laplacian and
+      // gradient, its smoothing replaced by PGD's band filter.
+      mesh::ForceKernelOptions kernel = s.kernel;
+      kernel.smoothing_scale = 0.0;
+      auto plan =
+          force_plan_ ? force_plan_ : std::make_shared<const FftPlan<T>>(force_grid_, threads_);
+      pgd_ = std::make_shared<nbody::PgdCorrection<T>>(std::move(plan), kernel, ic_grid_.size());
     }
   }
   /// Movable (the tape's stages hold what they need, not the model), not copyable (a recorded
@@ -279,6 +314,7 @@ class ForwardModel {
     if (cfg_.lensing)
       g.parameters[int(cosmology::Parameter::Omega_k)] = std::numeric_limits<double>::quiet_NaN();
     g.noise = std::move(adj.noise_bar);
+    g.pgd = adj.pgd;
     return g;
   }
 
@@ -314,6 +350,10 @@ class ForwardModel {
     std::shared_ptr<LightconeRecord<T>> cone;
     if (cfg_.lensing) {
       cone = make_lightcone(c);
+      if (pgd_) {
+        cone->pgd = pgd_;
+        cone->pgd_parameters = *cfg_.pgd;
+      }
       if (record) tape_.record(std::make_unique<LightconeStage<T>>(cone));
     }
 
@@ -349,7 +389,7 @@ class ForwardModel {
     if (!eo.snapshots.empty()) {
       eo.hook = [&](double a, const particles::Positions<T>& x, const particles::Positions<T>& p) {
         if (cone && cone->is_plane(a)) {
-          cone->cone->paint(a, x);
+          cone->paint(a, x);
           if (record && (s.steps == 0 || a <= s.a_start)) {  // from LPT (nbody::evolve's rule)
             tape_.record(std::make_unique<LptPlaneStage<T>>(fields, cone, a, offset, c));
           }
@@ -414,8 +454,12 @@ class ForwardModel {
     if (cfg_.final_density) {
       particles::Positions<T> x;
       state->positions(x);
-      FinalDensityStage<T>::forward(x, force_grid_, density_weight(), out_.density);
-      if (record) tape_.record(std::make_unique<FinalDensityStage<T>>(state, density_weight()));
+      PgdStep<T> pgd;
+      if (pgd_) pgd = PgdStep<T>{pgd_, *cfg_.pgd, s.a_end};
+      FinalDensityStage<T>::forward(x, force_grid_, density_weight(), pgd, out_.density);
+      if (record) {
+        tape_.record(std::make_unique<FinalDensityStage<T>>(state, density_weight(), pgd));
+      }
     }
     ready_ = record;
     return out_;
@@ -501,6 +545,7 @@ class ForwardModel {
   int threads_ = 1;
   std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;  ///< force_plan_: backend cpu
   std::shared_ptr<nbody::PmForce<T, Cuda>> device_force_;   ///< backend cuda
+  std::shared_ptr<nbody::PgdCorrection<T>> pgd_;            ///< ModelConfig::pgd
   std::vector<double> a_steps_;
   std::vector<lensing::PlaneGrid> plane_grids_;
   std::function<void(const std::string&)> progress_;

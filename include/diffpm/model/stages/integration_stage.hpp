@@ -67,7 +67,7 @@ class IntegrationStage final : public autodiff::Operation<Adjoints<T>> {
       planes = [&](double a, const particles::Positions<T>& x, particles::Positions<T>& x_bar) {
         // Requested snapshots are outputs without an adjoint: x_bar stays zero for them.
         if (adjoints.maps() && cone_ && cone_->is_plane(a))
-          cone_->cone->paint_adjoint(a, x, *adjoints.kappa_bar, x_bar, adjoints.lightcone);
+          cone_->paint_adjoint(a, x, x_bar, adjoints);
       };
     }
     const nbody::IntegratorGradient g = nbody::integrate_fixed_point_adjoint<T>(

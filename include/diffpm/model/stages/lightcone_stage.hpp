@@ -16,19 +16,23 @@
 #include "diffpm/model/adjoints.hpp"
 #include "diffpm/model/stages/cosmologies.hpp"
 #include "diffpm/model/stages/lpt_stage.hpp"
+#include "diffpm/nbody/pgd.hpp"
 
 namespace diffpm::model {
 
 /// The lightcone of one run with its coefficients as duals (the planes' chi_i and a_i, the
 /// shells' width, the Born weights; empty without duals). Shared by the run that paints it and
-/// the stages whose vjp paints its adjoint.
+/// the stages whose vjp paints its adjoint. With a PGD correction (nbody/pgd.hpp), every plane
+/// is painted from the corrected positions x + S(x) at the plane's a_i.
 template <class T>
 struct LightconeRecord {
   std::unique_ptr<lensing::Lightcone<T>> cone;
   lensing::Shells<double> shells;
   lensing::Shells<cosmology::ParameterDual> shells_dual;
   std::vector<std::vector<cosmology::ParameterDual>> weights_dual;  ///< [source][plane]
-  std::vector<double> plane_a;  ///< the planes' scale factors, sorted
+  std::vector<double> plane_a;                   ///< the planes' scale factors, sorted
+  std::shared_ptr<nbody::PgdCorrection<T>> pgd;  ///< null: no correction
+  nbody::PgdParameters pgd_parameters;
 
   /// The lightcone of `sources` with `planes` shells, its coefficients from the one templated
   /// lensing::lightcone_coefficients in double and, with duals, as duals.
@@ -49,6 +53,38 @@ struct LightconeRecord {
 
   /// Whether a is a plane's scale factor.
   bool is_plane(double a) const { return std::binary_search(plane_a.begin(), plane_a.end(), a); }
+
+  /// Paints the planes at a from x, corrected by PGD if there is one.
+  void paint(double a, const particles::Positions<T>& x) const {
+    if (!pgd) {
+      cone->paint(a, x);
+      return;
+    }
+    particles::Positions<T> y;
+    pgd->apply(x, pgd_parameters, a, y);
+    cone->paint(a, y);
+  }
+
+  /// The adjoint of paint(a, x): adds dL/dx to x_bar, the lightcone's scalars to
+  /// adjoints.lightcone and, with PGD, dL/d(its parameters) to adjoints.pgd and, through the
+  /// amplitude alpha a_i^mu of a plane that moves with theta, dL/da_i to the parameters.
+  void paint_adjoint(double a, const particles::Positions<T>& x, particles::Positions<T>& x_bar,
+                     Adjoints<T>& adjoints) const {
+    if (!pgd) {
+      cone->paint_adjoint(a, x, *adjoints.kappa_bar, x_bar, adjoints.lightcone);
+      return;
+    }
+    particles::Positions<T> y, y_bar(x.size(), {T(0), T(0), T(0)});
+    pgd->apply(x, pgd_parameters, a, y);
+    cone->paint_adjoint(a, y, *adjoints.kappa_bar, y_bar, adjoints.lightcone);
+    const nbody::PgdGradient g = pgd->apply_adjoint(x, pgd_parameters, a, y_bar, x_bar);
+    adjoints.pgd += g;
+    // alpha(a) = alpha a^mu: dL/da = dL/dalpha(a) alpha mu a^(mu - 1), and g.alpha is
+    // dL/dalpha(a) a^mu.
+    const double dL_da = g.alpha * pgd_parameters.alpha * pgd_parameters.mu / a;
+    if (!shells_dual.a.empty() && dL_da != 0.0)
+      adjoints.parameters.add(plane_scale_factor(a), dL_da, "PGD amplitude at a plane");
+  }
 
   /// The dual a_i of the plane painted at a (a is one of shells.a, exactly).
   const cosmology::ParameterDual& plane_scale_factor(double a) const {
@@ -109,7 +145,7 @@ class LptPlaneStage final : public autodiff::Operation<Adjoints<T>> {
     particles::Positions<T> x, p;
     lpt.particles(f, x, p, offset_);
     particles::Positions<T> x_bar(x.size(), {T(0), T(0), T(0)}), zero(x.size(), {T(0), T(0), T(0)});
-    cone_->cone->paint_adjoint(a_, x, *adjoints.kappa_bar, x_bar, adjoints.lightcone);
+    cone_->paint_adjoint(a_, x, x_bar, adjoints);
     const auto bar = lpt.adjoint_accumulate(x_bar, zero, f);
     if (cosmo_.duals) {
       LptStage<T>::pull_back(*cosmo_.duals, cone_->plane_scale_factor(a_), bar, fields_->order(),
