@@ -27,7 +27,7 @@ TOLS = (0.01, 0.02, 0.05, 0.10)
 # (title, [(particles, mesh, steps, precision)], index of the reference in the list)
 SERIES = [
     ("time steps (N=128, B=2)", [(128, 256, s, "float") for s in (5, 10, 20, 40, 80)], 4),
-    ("mesh ratio B (N=128, 40 steps)", [(128, m, 40, "float") for m in (128, 192, 256, 384)], 3),
+    ("mesh ratio B (N=128, 40 steps)", [(128, m, 40, "float") for m in (128, 256, 384)], 2),
     ("mass resolution (B=2, 40 steps)", [(n, 2 * n, 40, "float") for n in (64, 96, 128)], 2),
     ("precision (N=128, B=2, 40 steps)", [(128, 256, 40, p) for p in ("float", "double")], 1),
 ]
