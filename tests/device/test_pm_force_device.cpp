@@ -12,42 +12,14 @@
 #include "diffpm/nbody/pm_force.hpp"
 #include "diffpm/nbody/pm_force_device.hpp"
 #include "support/device.hpp"
+#include "support/positions.hpp"
 
 using namespace diffpm;
-
-namespace {
-
-/// Particles on a perturbed lattice plus a clump, so the force has large and small scales.
-template <class T>
-particles::Positions<T> clustered_positions(const mesh::Grid& g, int per_side, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  particles::Positions<T> x;
-  for (int i = 0; i < per_side; ++i)
-    for (int j = 0; j < per_side; ++j)
-      for (int k = 0; k < per_side; ++k) {
-        const int idx[3] = {i, j, k};
-        std::array<T, 3> p;
-        for (int d = 0; d < 3; ++d) {
-          const double q = (idx[d] + 0.5) * g.length[d] / per_side;
-          p[d] = T(q + 0.3 * g.cell_size(d) * normal(rng));
-        }
-        x.push_back(p);
-      }
-  for (int c = 0; c < 500; ++c) {
-    std::array<T, 3> p;
-    for (int d = 0; d < 3; ++d) p[d] = T(0.3 * g.length[d] + 2.0 * g.cell_size(d) * normal(rng));
-    x.push_back(p);
-  }
-  return x;
-}
-
-}  // namespace
 
 TEMPLATE_TEST_CASE("device PM force equals the CPU force", "[device][force]", float, double) {
   using T = TestType;
   const mesh::Grid grid({16, 16, 12}, {64.0, 64.0, 48.0});
-  const auto x = clustered_positions<T>(grid, 12, 4);
+  const auto x = test::clustered_positions<T>(grid, 12, 4);
   test::DevicePositions<T> xd(x);
 
   mesh::ForceKernelOptions fd4, fd2, exact, smoothed;
@@ -85,7 +57,7 @@ TEMPLATE_TEST_CASE("device PM force adjoint equals the CPU adjoint", "[device][f
                    double) {
   using T = TestType;
   const mesh::Grid grid({12, 12, 16}, {48.0, 48.0, 64.0});
-  const auto x = clustered_positions<T>(grid, 10, 6);
+  const auto x = test::clustered_positions<T>(grid, 10, 6);
   particles::Positions<T> F_bar(x.size());
   std::mt19937_64 rng(2);
   std::normal_distribution<double> normal(0.0, 1.0);
@@ -136,7 +108,7 @@ TEMPLATE_TEST_CASE("device PM force adjoint equals the CPU adjoint", "[device][f
 TEST_CASE("device PM force rejects bad input with clear errors", "[device][force]") {
   const mesh::Grid grid({8, 8, 8}, {32.0, 32.0, 32.0});
   nbody::PmForce<double, Cuda> force(grid);
-  auto x = clustered_positions<double>(grid, 4, 1);
+  auto x = test::clustered_positions<double>(grid, 4, 1);
   test::DevicePositions<double> xd(x);
   test::DevicePositions<double> F(x.size()), F_short(x.size() - 1);
   CHECK_THROWS_WITH(force(xd.view(), -0.3, F.view()), Catch::Contains("Omega_m"));

@@ -63,8 +63,8 @@ struct ModelConfig {
   /// density (at a_end) and every lightcone plane (at its a_i), differentiated with respect to
   /// the positions, theta and its own parameters (ModelGradient::pgd). The returned particles
   /// and snapshots stay the PM run's. On the force mesh, with the force's Laplacian and
-  /// finite-difference gradient. Not with backend cuda and lensing (the planes are painted on
-  /// the device, the correction runs on the CPU).
+  /// finite-difference gradient; with backend cuda, the planes' correction runs on the device
+  /// (nbody/pgd_device.hpp) and the final density's on the CPU.
   std::optional<nbody::PgdParameters> pgd;
   /// Outputs that are returned but not differentiated (gradient() takes no adjoint for them):
   bool final_particles = false;  ///< ModelOutput::particles, positions and momenta at a_end
@@ -111,11 +111,6 @@ struct ModelConfig {
       if (!lensing && !final_density) {
         throw InvalidArgument(
             "model: pgd without an output it corrects (the final density or lensing maps)");
-      }
-      if (lensing && simulation.backend == BackendKind::cuda) {
-        throw InvalidArgument(
-            "model: pgd with lensing and backend cuda (the correction of the planes runs on the "
-            "CPU only; use backend cpu)");
       }
     }
   }
@@ -354,6 +349,18 @@ class ForwardModel {
         cone->pgd = pgd_;
         cone->pgd_parameters = *cfg_.pgd;
       }
+#if defined(DIFFPM_WITH_DEVICE)
+      if (cfg_.pgd && device_force_) {
+        mesh::ForceKernelOptions kernel = s.kernel;
+        kernel.smoothing_scale = 0.0;
+        if (!device_pgd_) {
+          device_pgd_ =
+              std::make_shared<nbody::PgdCorrection<T, Cuda>>(force_grid_, kernel, ic_grid_.size());
+        }
+        cone->device_pgd = device_pgd_;
+        cone->pgd_parameters = *cfg_.pgd;
+      }
+#endif
       if (record) tape_.record(std::make_unique<LightconeStage<T>>(cone));
     }
 
@@ -419,7 +426,7 @@ class ForwardModel {
       if (!eo.snapshots.empty()) {
         eo.device_hook = [&](double a, particles::Vec3View<const T> x,
                              particles::Vec3View<const T> p) {
-          if (cone && cone->is_plane(a)) lensing::paint(Cuda{}, *cone->cone, a, x);
+          if (cone && cone->is_plane(a)) paint_planes(Cuda{}, *cone, a, x);
           for (std::size_t i = 0; i < cfg_.snapshots.size(); ++i) {
             if (cfg_.snapshots[i] != a) continue;
             nbody::detail::download(x, out_.snapshots[i].x);
@@ -543,9 +550,10 @@ class ForwardModel {
   ModelConfig cfg_;
   mesh::Grid ic_grid_, force_grid_;
   int threads_ = 1;
-  std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;  ///< force_plan_: backend cpu
-  std::shared_ptr<nbody::PmForce<T, Cuda>> device_force_;   ///< backend cuda
-  std::shared_ptr<nbody::PgdCorrection<T>> pgd_;            ///< ModelConfig::pgd
+  std::shared_ptr<const FftPlan<T>> ic_plan_, force_plan_;     ///< force_plan_: backend cpu
+  std::shared_ptr<nbody::PmForce<T, Cuda>> device_force_;      ///< backend cuda
+  std::shared_ptr<nbody::PgdCorrection<T>> pgd_;               ///< ModelConfig::pgd
+  std::shared_ptr<nbody::PgdCorrection<T, Cuda>> device_pgd_;  ///< its planes on the device
   std::vector<double> a_steps_;
   std::vector<lensing::PlaneGrid> plane_grids_;
   std::function<void(const std::string&)> progress_;

@@ -32,13 +32,16 @@
 #include <vector>
 
 #include "diffpm/backend/cpu/fft.hpp"
+#include "diffpm/backend/tags.hpp"
 #include "diffpm/core/deterministic_sum.hpp"
 #include "diffpm/core/error.hpp"
+#include "diffpm/core/host_device.hpp"
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/mesh/field.hpp"
 #include "diffpm/mesh/finite_difference.hpp"
 #include "diffpm/mesh/fourier_kernels.hpp"
 #include "diffpm/particles/cic_plan.hpp"
+#include "diffpm/particles/detail/cic_interpolate.hpp"
 #include "diffpm/particles/particles.hpp"
 
 namespace diffpm::nbody {
@@ -79,6 +82,115 @@ struct PgdGradient {
   }
 };
 
+namespace detail {
+
+/// The PGD potential kernel of one mode and its derivatives: K = -O(k) scale / |k|_L^2 with
+/// O = exp(-k_l^2 / k^2) exp(-k^4 / k_s^4), dK/dk_l and dK/dk_s; all 0 for the zero mode.
+/// kk = |k|^2 (exact), lap = |k|_L^2 (the Laplacian's symbol), kl2 = k_l^2, ks4 = k_s^4.
+/// Every backend's kernel pass calls this, so they agree bit for bit.
+struct PgdModeKernel {
+  double K = 0.0, dk_l = 0.0, dk_s = 0.0;
+};
+DIFFPM_HOST_DEVICE inline PgdModeKernel pgd_mode_kernel(double kk, double lap, double k_l,
+                                                        double kl2, double k_s, double ks4,
+                                                        double scale) {
+  using std::exp;
+  PgdModeKernel r;
+  if (kk > 0.0 && lap > 0.0) {
+    const double filter = exp(-kl2 / kk) * exp(-(kk * kk) / ks4);
+    r.K = -filter * scale / lap;
+    r.dk_l = r.K * (-2.0 * k_l / kk);
+    r.dk_s = r.K * (4.0 * kk * kk / (ks4 * k_s));
+  }
+  return r;
+}
+
+/// w Re(delta conj(v)) of one mode in double: the term of the parameter derivatives.
+template <class T>
+DIFFPM_HOST_DEVICE inline double pgd_mode_product(T delta_re, T delta_im, T v_re, T v_im,
+                                                  double weight) {
+  return weight * (double(delta_re) * double(v_re) + double(delta_im) * double(v_im));
+}
+
+/// The half-spectrum multiplicity of column kz (1 on kz = 0 and, n_z even, the Nyquist plane).
+DIFFPM_HOST_DEVICE inline double pgd_mode_weight(int kz, int nzc, bool even_z) {
+  return (kz == 0 || (even_z && kz == nzc - 1)) ? 1.0 : 2.0;
+}
+
+/// Rows (i, j) of the half spectrum per block of the parameter sums.
+constexpr std::ptrdiff_t pgd_rows_per_block = 16;
+
+/// The per-axis tables of the kernel pass, concatenated: |k_d|^2 for d = x, y, z, then the
+/// Laplacian's axis symbols, each indexed by FFT index (half spectrum along z).
+inline std::vector<double> pgd_axis_tables(const mesh::Grid& g, mesh::LaplacianKernel kind) {
+  std::vector<double> t;
+  for (int which = 0; which < 2; ++which)
+    for (int d = 0; d < 3; ++d) {
+      const int count = d == 2 ? g.complex_nz() : g.n[d];
+      for (int idx = 0; idx < count; ++idx) {
+        const double k = g.wavenumber(d, idx);
+        t.push_back(which == 0 ? k * k : mesh::laplacian_axis_symbol(k, g.cell_size(d), kind));
+      }
+    }
+  return t;
+}
+
+/// The checks every backend's constructor makes of its kernel options.
+inline void check_pgd_kernel(const mesh::ForceKernelOptions& kernel, const char* who) {
+  if (!mesh::has_real_space_stencil(kernel.gradient) || !kernel.real_space_gradient) {
+    throw InvalidArgument(
+        std::string(who) + ": gradient kernel " +
+        std::to_string(static_cast<int>(kernel.gradient)) +
+        (kernel.real_space_gradient ? "" : " in Fourier space") +
+        " (PGD applies a finite-difference gradient, finite_difference_2 or _4, in real space)");
+  }
+  if (kernel.smoothing_scale != 0.0) {
+    throw InvalidArgument(std::string(who) +
+                          ": smoothing scale = " + format_number(kernel.smoothing_scale) +
+                          " Mpc/h (must be 0: the PGD band filter replaces it)");
+  }
+  mesh::detail::check_kinds(kernel.laplacian, kernel.gradient, who);
+}
+
+/// The checks of every call: the parameters, and a finite a > 0.
+inline void check_pgd_call(const PgdParameters& p, double a, const char* who) {
+  p.validate(who);
+  if (!(a > 0.0) || !std::isfinite(a)) {
+    throw InvalidArgument(std::string(who) + ": scale factor a = " + format_number(a) +
+                          " (must be finite and > 0)");
+  }
+}
+
+/// Throws unless n (of `what`) matches the particle count.
+inline void check_pgd_size(std::size_t n, std::size_t particles, const char* what,
+                           const char* who) {
+  if (n != particles) {
+    throw InvalidArgument(std::string(who) + ": " + std::to_string(n) + " " + what + " for " +
+                          std::to_string(particles) + " particles");
+  }
+}
+
+/// 1/N_p: the (N_cells / N_p) of the overdensity times the 1/N_cells of the c2r.
+inline double pgd_scale(std::size_t mean_count, std::size_t n_particles, const char* who) {
+  const std::size_t np = mean_count ? mean_count : n_particles;
+  if (np == 0) throw InvalidArgument(std::string(who) + ": no particles to set the mean density");
+  return 1.0 / double(np);
+}
+
+/// dL/d(the parameters) from dot = <S_bar, S / alpha(a)> and the kernel sums of dK/dk_l, dK/dk_s.
+inline PgdGradient pgd_gradient(const PgdParameters& p, double a, double dot,
+                                const std::array<double, 2>& sums) {
+  const double alpha = p.alpha_at(a);
+  PgdGradient g;
+  g.alpha = dot * std::pow(a, p.mu);
+  g.mu = dot * alpha * std::log(a);
+  g.k_l = alpha * sums[0];
+  g.k_s = alpha * sums[1];
+  return g;
+}
+
+}  // namespace detail
+
 /// The PGD displacement S(x) on one periodic mesh, its vector-Jacobian product and the
 /// derivatives with respect to (alpha, k_l, k_s, mu). One object holds the mesh fields (two
 /// real meshes and, for the adjoint, two half spectra) and reuses them across calls; not
@@ -90,8 +202,14 @@ struct PgdGradient {
 /// fixed count given to the constructor (as PmForce). Requires a finite-difference gradient
 /// (finite_difference_2 or _4, applied in real space) and no force smoothing in `kernel`: the
 /// band filter O(k) takes the smoothing's place.
+///
+/// Backend: Cpu (this class) or Cuda (nbody/pgd_device.hpp: the same operator on device
+/// memory, bit for bit this one in the host emulation).
+template <class T, class Backend = Cpu>
+class PgdCorrection;
+
 template <class T>
-class PgdCorrection {
+class PgdCorrection<T, Cpu> {
  public:
   PgdCorrection(const mesh::Grid& grid, mesh::ForceKernelOptions kernel = {},
                 std::size_t mean_count = 0, int threads = max_threads())
@@ -110,18 +228,7 @@ class PgdCorrection {
       throw InvalidArgument(std::string("PgdCorrection: the FFT plan has the ") +
                             to_string(plan_->layout()) + " layout (needs out-of-place packed)");
     }
-    if (!mesh::has_real_space_stencil(kernel_.gradient) || !kernel_.real_space_gradient) {
-      throw InvalidArgument(
-          "PgdCorrection: gradient kernel " + std::to_string(static_cast<int>(kernel_.gradient)) +
-          (kernel_.real_space_gradient ? "" : " in Fourier space") +
-          " (PGD applies a finite-difference gradient, finite_difference_2 or _4, in real space)");
-    }
-    if (kernel_.smoothing_scale != 0.0) {
-      throw InvalidArgument(
-          "PgdCorrection: smoothing scale = " + format_number(kernel_.smoothing_scale) +
-          " Mpc/h (must be 0: the PGD band filter replaces it)");
-    }
-    mesh::detail::check_kinds(kernel_.laplacian, kernel_.gradient, "PgdCorrection");
+    detail::check_pgd_kernel(kernel_, "PgdCorrection");
   }
 
   const mesh::Grid& grid() const { return plan_->grid(); }
@@ -134,11 +241,19 @@ class PgdCorrection {
     check_size(S.size, x.size, "displacements");
     const double alpha = p.alpha_at(a);
     potential(x, p, false);
+    const auto g = particles::detail::cic_geometry<T>(grid());
+    const std::ptrdiff_t n = std::ptrdiff_t(x.size);
     for (int d = 0; d < 3; ++d) {
       mesh::apply_difference(real_, d, kernel_.gradient, -1.0, scratch_);
-      points_.template for_each_readout<false>(scratch_, [&](std::uint32_t i, T value, const T*) {
+      const T* m = scratch_.data.data();
+      DIFFPM_OMP(omp parallel for schedule(static))
+      for (std::ptrdiff_t q = 0; q < n; ++q) {
+        const std::size_t i = std::size_t(q);
+        const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
+        T value;
+        particles::detail::interpolate_at<false>(m, xi, g, value, static_cast<T*>(nullptr));
         S(i, d) = T(alpha * double(value));
-      });
+      }
     }
     points_.clear();
   }
@@ -162,17 +277,22 @@ class PgdCorrection {
     const double alpha = p.alpha_at(a);
     potential(x, p, true);  // counts_: the counts' spectrum, kept for the kernel derivatives
     // (1) readout weights: x_bar += alpha S_bar_d grad F_d(x), and <S_bar, F> for alpha.
+    // Summed in particle order, as the device backend sums it.
     double dot = 0.0;
+    const auto geometry = particles::detail::cic_geometry<T>(grid());
     for (int d = 0; d < 3; ++d) {
       mesh::apply_difference(real_, d, kernel_.gradient, -1.0, scratch_);
-      dot += points_.template for_each_readout<true>(scratch_,
-                                                     [&](std::uint32_t i, T value, const T* grad) {
-                                                       const T f = S_bar(i, d);
-                                                       const T w = T(alpha * double(f));
-                                                       for (int e = 0; e < 3; ++e)
-                                                         x_bar(i, e) += w * grad[e];
-                                                       return double(f) * double(value);
-                                                     });
+      const T* m = scratch_.data.data();
+      dot += deterministic_sum(std::ptrdiff_t(x.size), [&](std::ptrdiff_t q) {
+        const std::size_t i = std::size_t(q);
+        const T xi[3] = {x(i, 0), x(i, 1), x(i, 2)};
+        T value, grad[3];
+        particles::detail::interpolate_at<true>(m, xi, geometry, value, grad);
+        const T f = S_bar(i, d);
+        const T w = T(alpha * double(f));
+        for (int e = 0; e < 3; ++e) x_bar(i, e) += w * grad[e];
+        return double(f) * double(value);
+      });
     }
     // (2) through the mesh: real_ (psi is done with) = sum_d (-D_d)^T paint(S_bar_d).
     for (int d = 0; d < 3; ++d) {
@@ -186,22 +306,16 @@ class PgdCorrection {
     std::complex<T>* v = work_.data.data();
     const auto sums =
         kernel_pass(p, [&](std::size_t m, double K, double dk_l, double dk_s, double weight) {
-          const std::complex<double> dv(double(delta[m].real()), double(delta[m].imag()));
-          const std::complex<double> vv(double(v[m].real()), double(v[m].imag()));
-          const double re = weight * (dv * std::conj(vv)).real();
-          v[m] = std::complex<T>(T(alpha * K * vv.real()), T(alpha * K * vv.imag()));
+          const double re = detail::pgd_mode_product(delta[m].real(), delta[m].imag(), v[m].real(),
+                                                     v[m].imag(), weight);
+          const double c = alpha * K;
+          v[m] = std::complex<T>(T(c * double(v[m].real())), T(c * double(v[m].imag())));
           return std::array<double, 2>{re * dk_l, re * dk_s};
         });
     plan_->inverse_destroying_input(work_, real_);  // dL/dcounts
     points_.paint_adjoint(real_, T(1), x_bar);
     points_.clear();
-    PgdGradient g;
-    const double a_mu = std::pow(a, p.mu);
-    g.alpha = dot * a_mu;
-    g.mu = dot * alpha * std::log(a);
-    g.k_l = alpha * sums[0];
-    g.k_s = alpha * sums[1];
-    return g;
+    return detail::pgd_gradient(p, a, dot, sums);
   }
 
   /// y = x + S(x) on diffpm's containers (y resized; it must not be x).
@@ -229,32 +343,17 @@ class PgdCorrection {
   }
 
  private:
-  void check(const PgdParameters& p, double a) const {
-    p.validate("PgdCorrection");
-    if (!(a > 0.0) || !std::isfinite(a)) {
-      throw InvalidArgument("PgdCorrection: scale factor a = " + format_number(a) +
-                            " (must be finite and > 0)");
-    }
+  static void check(const PgdParameters& p, double a) {
+    detail::check_pgd_call(p, a, "PgdCorrection");
   }
-
   static void check_size(std::size_t n, std::size_t particles, const char* what) {
-    if (n != particles) {
-      throw InvalidArgument("PgdCorrection: " + std::to_string(n) + " " + what + " for " +
-                            std::to_string(particles) + " particles");
-    }
-  }
-
-  /// 1/N_p: the (N_cells / N_p) of the overdensity times the 1/N_cells of the c2r.
-  double scale(std::size_t n_particles) const {
-    const std::size_t np = mean_count_ ? mean_count_ : n_particles;
-    if (np == 0) throw InvalidArgument("PgdCorrection: no particles to set the mean density");
-    return 1.0 / double(np);
+    detail::check_pgd_size(n, particles, what, "PgdCorrection");
   }
 
   /// Buckets and paints x, then real_ = psi (through work_). With keep_counts, counts_ keeps
   /// the counts' spectrum (delta_k N_p / N_cells), which the adjoint needs again.
   void potential(particles::Vec3View<const T> x, const PgdParameters& p, bool keep_counts) {
-    scale_ = scale(x.size);
+    scale_ = detail::pgd_scale(mean_count_, x.size, "PgdCorrection");
     points_.set_points(x);
     points_.paint(real_);
     if (work_.data.empty()) work_ = mesh::ComplexField<T>(grid());
@@ -276,19 +375,10 @@ class PgdCorrection {
   std::array<double, 2> kernel_pass(const PgdParameters& p, const Visit& visit) const {
     const mesh::Grid& g = grid();
     const int nx = g.n[0], ny = g.n[1], nzc = g.complex_nz();
-    std::array<std::vector<double>, 3> k2, lap;
-    for (int d = 0; d < 3; ++d) {
-      const int count = d == 2 ? nzc : g.n[d];
-      k2[d].resize(count);
-      lap[d].resize(count);
-      for (int idx = 0; idx < count; ++idx) {
-        const double k = g.wavenumber(d, idx);
-        k2[d][idx] = k * k;
-        lap[d][idx] = mesh::laplacian_axis_symbol(k, g.cell_size(d), kernel_.laplacian);
-      }
-    }
-    const double kl2 = p.k_l * p.k_l, ks = p.k_s, ks4 = ks * ks * ks * ks;
-    const double sc = scale_;
+    const std::vector<double> t = detail::pgd_axis_tables(g, kernel_.laplacian);
+    const double* k2[3] = {t.data(), t.data() + nx, t.data() + nx + ny};
+    const double* lap[3] = {k2[2] + nzc, k2[2] + nzc + nx, k2[2] + nzc + nx + ny};
+    const double kl2 = p.k_l * p.k_l, ks4 = p.k_s * p.k_s * p.k_s * p.k_s, sc = scale_;
     const bool even_z = g.n[2] % 2 == 0;
     return deterministic_sums<2>(
         std::ptrdiff_t(nx) * ny,
@@ -296,24 +386,17 @@ class PgdCorrection {
           const int i = int(row / ny), j = int(row % ny);
           std::array<double, 2> s{0.0, 0.0};
           for (int kz = 0; kz < nzc; ++kz) {
-            const std::size_t m = g.complex_index(i, j, kz);
-            const double kk = k2[0][i] + k2[1][j] + k2[2][kz];
-            const double ll = lap[0][i] + lap[1][j] + lap[2][kz];
-            double K = 0.0, dkl = 0.0, dks = 0.0;
-            if (kk > 0.0 && ll > 0.0) {
-              const double filter = std::exp(-kl2 / kk) * std::exp(-(kk * kk) / ks4);
-              K = -filter * sc / ll;
-              dkl = K * (-2.0 * p.k_l / kk);
-              dks = K * (4.0 * kk * kk / (ks4 * ks));
-            }
-            const double w = (kz == 0 || (even_z && kz == nzc - 1)) ? 1.0 : 2.0;
-            const std::array<double, 2> t = visit(m, K, dkl, dks, w);
-            s[0] += t[0];
-            s[1] += t[1];
+            const detail::PgdModeKernel k = detail::pgd_mode_kernel(
+                k2[0][i] + k2[1][j] + k2[2][kz], lap[0][i] + lap[1][j] + lap[2][kz], p.k_l, kl2,
+                p.k_s, ks4, sc);
+            const std::array<double, 2> r = visit(g.complex_index(i, j, kz), k.K, k.dk_l, k.dk_s,
+                                                  detail::pgd_mode_weight(kz, nzc, even_z));
+            s[0] += r[0];
+            s[1] += r[1];
           }
           return s;
         },
-        16);
+        detail::pgd_rows_per_block);
   }
 
   std::shared_ptr<const FftPlan<T>> plan_;

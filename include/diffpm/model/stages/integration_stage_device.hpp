@@ -16,10 +16,46 @@
 #include "diffpm/model/stages/cosmologies.hpp"
 #include "diffpm/model/stages/integration_stage.hpp"
 #include "diffpm/model/stages/lightcone_stage.hpp"
+#include "diffpm/nbody/pgd_device.hpp"
 #include "diffpm/nbody/pm_force_device.hpp"
 #include "diffpm/nbody/reversible_device.hpp"
 
 namespace diffpm::model {
+
+/// Paints the planes at a from device positions x, corrected by the record's device PGD if it
+/// has one (LightconeRecord::paint on the device).
+template <class T>
+void paint_planes(Cuda, const LightconeRecord<T>& r, double a, particles::ConstView<T> x) {
+  if (!r.device_pgd) {
+    lensing::paint(Cuda{}, *r.cone, a, x);
+    return;
+  }
+  nbody::device_detail::Triples<T> y(x.size);
+  r.device_pgd->displacement(x, r.pgd_parameters, a, y.view());
+  nbody::device_detail::add_to(x, y.view());
+  lensing::paint(Cuda{}, *r.cone, a, particles::ConstView<T>(y.view()));
+}
+
+/// The adjoint of paint_planes (LightconeRecord::paint_adjoint on the device): x_bar += dL/dx,
+/// the lightcone's scalars and the PGD gradient into `adjoints`.
+template <class T>
+void paint_planes_adjoint(Cuda, const LightconeRecord<T>& r, double a, particles::ConstView<T> x,
+                          particles::Vec3View<T> x_bar, Adjoints<T>& adjoints) {
+  if (!r.device_pgd) {
+    lensing::paint_adjoint(Cuda{}, *r.cone, a, x, *adjoints.kappa_bar, x_bar, adjoints.lightcone);
+    return;
+  }
+  nbody::device_detail::Triples<T> y(x.size), y_bar(x.size);
+  y_bar.data.zero();
+  r.device_pgd->displacement(x, r.pgd_parameters, a, y.view());
+  nbody::device_detail::add_to(x, y.view());
+  lensing::paint_adjoint(Cuda{}, *r.cone, a, particles::ConstView<T>(y.view()), *adjoints.kappa_bar,
+                         y_bar.view(), adjoints.lightcone);
+  const nbody::PgdGradient g =
+      r.device_pgd->displacement_adjoint(x, r.pgd_parameters, a, y_bar.view(), x_bar);
+  nbody::device_detail::add_to(particles::ConstView<T>(y_bar.view()), x_bar);
+  r.add_pgd_gradient(a, g, adjoints);
+}
 
 /// IntegrationStage's contract on the device: the final fixed-point state (host copy, shared
 /// with the final-density stage), the device record of the adjoint mode, the snapshots the
@@ -64,10 +100,8 @@ class DeviceIntegrationStage final : public autodiff::Operation<Adjoints<T>> {
     if (!options_.snapshots.empty()) {
       planes = [&](double a, particles::Vec3View<const T> x, particles::Vec3View<T> xb) {
         // Requested snapshots are outputs without an adjoint: x_bar stays zero for them.
-        if (adjoints.maps() && cone_ && cone_->is_plane(a)) {
-          lensing::paint_adjoint(Cuda{}, *cone_->cone, a, x, *adjoints.kappa_bar, xb,
-                                 adjoints.lightcone);
-        }
+        if (adjoints.maps() && cone_ && cone_->is_plane(a))
+          paint_planes_adjoint(Cuda{}, *cone_, a, x, xb, adjoints);
       };
     }
     const nbody::IntegratorGradient g = nbody::integrate_fixed_point_adjoint<T>(

@@ -32,6 +32,9 @@ struct LightconeRecord {
   std::vector<std::vector<cosmology::ParameterDual>> weights_dual;  ///< [source][plane]
   std::vector<double> plane_a;                   ///< the planes' scale factors, sorted
   std::shared_ptr<nbody::PgdCorrection<T>> pgd;  ///< null: no correction
+  /// The correction on the device backend, for planes painted there (backend cuda; see
+  /// model/stages/integration_stage_device.hpp).
+  std::shared_ptr<nbody::PgdCorrection<T, Cuda>> device_pgd;
   nbody::PgdParameters pgd_parameters;
 
   /// The lightcone of `sources` with `planes` shells, its coefficients from the one templated
@@ -77,10 +80,14 @@ struct LightconeRecord {
     particles::Positions<T> y, y_bar(x.size(), {T(0), T(0), T(0)});
     pgd->apply(x, pgd_parameters, a, y);
     cone->paint_adjoint(a, y, *adjoints.kappa_bar, y_bar, adjoints.lightcone);
-    const nbody::PgdGradient g = pgd->apply_adjoint(x, pgd_parameters, a, y_bar, x_bar);
+    add_pgd_gradient(a, pgd->apply_adjoint(x, pgd_parameters, a, y_bar, x_bar), adjoints);
+  }
+
+  /// Adds a plane's PGD gradient g (at the plane's a) to adjoints.pgd and, through the
+  /// amplitude alpha(a_i) = alpha a_i^mu, dL/da_i = dL/dalpha(a_i) alpha mu a_i^(mu - 1) to the
+  /// parameters (g.alpha is dL/dalpha(a_i) a_i^mu).
+  void add_pgd_gradient(double a, const nbody::PgdGradient& g, Adjoints<T>& adjoints) const {
     adjoints.pgd += g;
-    // alpha(a) = alpha a^mu: dL/da = dL/dalpha(a) alpha mu a^(mu - 1), and g.alpha is
-    // dL/dalpha(a) a^mu.
     const double dL_da = g.alpha * pgd_parameters.alpha * pgd_parameters.mu / a;
     if (!shells_dual.a.empty() && dL_da != 0.0)
       adjoints.parameters.add(plane_scale_factor(a), dL_da, "PGD amplitude at a plane");
