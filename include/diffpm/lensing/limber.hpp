@@ -75,15 +75,16 @@ std::vector<T> limber_convergence_cl(const cosmology::Cosmology<T>& cosmo,
   std::vector<T> cl(ells.size());
   const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(ells.size());
   // Each ell's sum runs over the nodes in a fixed order: results do not depend on threads.
-  DIFFPM_OMP(omp parallel for schedule(dynamic, 8))
-  for (std::ptrdiff_t l = 0; l < count; ++l) {
-    const double ell_half = ells[static_cast<std::size_t>(l)] + 0.5;
-    T sum = T(0.0);
-    for (std::size_t n = 0; n < nodes; ++n) {
-      const T p = detail::limber_node_power(cosmo, halofit.get(), bg, n, ell_half);
-      sum += weight[n] * p;
+  DIFFPM_OMP(omp parallel) {
+    std::vector<T> power(nodes);
+    DIFFPM_OMP(omp for schedule(dynamic, 8))
+    for (std::ptrdiff_t l = 0; l < count; ++l) {
+      const double ell_half = ells[static_cast<std::size_t>(l)] + 0.5;
+      for (std::size_t n = 0; n < nodes; ++n)
+        power[n] = detail::limber_node_power(cosmo, halofit.get(), bg, n, ell_half);
+      cl[static_cast<std::size_t>(l)] =
+          detail::limber_weighted_sum(weight.data(), power.data(), nullptr, nodes);
     }
-    cl[static_cast<std::size_t>(l)] = sum;
   }
   return cl;
 }

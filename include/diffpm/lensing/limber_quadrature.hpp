@@ -7,6 +7,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "diffpm/core/constants.hpp"
@@ -168,6 +169,38 @@ template <class T>
 T limber_pair_weight(const T& base, const T& qi, const T& qj, const T& dchi_dz) {
   const T w = base * qi * qj * dchi_dz;
   return w;
+}
+
+/// sum_m weight[m] power[index[m]] (index null: power[m]), m = 0..count-1 in this order, the
+/// C_ell of one pair at one ell. For a dual number the derivative components are summed as
+/// plain doubles with T's own arithmetic (sum' += w' p + p' w), so to the same bits as
+/// `sum += weight[m] * p`, in a loop the compiler vectorises and keeps in registers. Both
+/// Limber functions sum through here, which keeps them equal bit for bit.
+template <class T>
+T limber_weighted_sum(const T* weight, const T* power, const std::size_t* index,
+                      std::size_t count) {
+  if constexpr (std::is_arithmetic_v<T>) {
+    T sum = 0.0;
+    for (std::size_t m = 0; m < count; ++m) sum += weight[m] * power[index ? index[m] : m];
+    return sum;
+  } else {
+    constexpr int n = static_cast<int>(T::DerType::RowsAtCompileTime);
+    static_assert(n > 0, "limber_weighted_sum needs a fixed number of derivative components");
+    double value = 0.0;
+    double d[n] = {};
+    for (std::size_t m = 0; m < count; ++m) {
+      const T& w = weight[m];
+      const T& p = power[index ? index[m] : m];
+      const double wv = w.value(), pv = p.value();
+      value += wv * pv;
+      const double* wd = w.derivatives().data();
+      const double* pd = p.derivatives().data();
+      for (int i = 0; i < n; ++i) d[i] += wd[i] * pv + pd[i] * wv;
+    }
+    T sum(value);
+    for (int i = 0; i < n; ++i) sum.derivatives()[i] = d[i];
+    return sum;
+  }
 }
 
 /// P(k = ell_half / f_K, z_n) at node n of `bg` (ell_half = ell + 1/2).

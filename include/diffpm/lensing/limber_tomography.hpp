@@ -182,10 +182,8 @@ TomographicSpectra<T> limber_tomography_cl(const cosmology::Cosmology<T>& cosmo,
         power[n] = detail::limber_node_power(cosmo, halofit.get(), bg, n, ell_half);
       for (std::size_t p = 0; p < pairs; ++p) {
         const auto& list = *pair_nodes[p];
-        const auto& weight = pair_weight[p];
-        T sum = T(0.0);
-        for (std::size_t m = 0; m < list.size(); ++m) sum += weight[m] * power[list[m]];
-        cl[p][static_cast<std::size_t>(l)] = sum;
+        cl[p][static_cast<std::size_t>(l)] = detail::limber_weighted_sum(
+            pair_weight[p].data(), power.data(), list.data(), list.size());
       }
     }
   }
