@@ -150,6 +150,7 @@ class Halofit {
     // Nonlinear scale (eq. A4): ln I_0(x) = -2 ln D on values, then one Newton step in T.
     const double target = -2.0 * std::log(value_of(d));
     std::vector<double> e;  // exp(-k_j^2 R^2) of the last pass of the solver, at x_last
+    e.reserve(k2_.size());
     double x_last = 0.0;
     const double x = solve_scale(target, value_of(a), e, x_last);
     T m[3];
