@@ -85,7 +85,8 @@ class TomographicSpectra {
 /// Ells run in parallel (OpenMP), each summed in a fixed order, so results do not depend on
 /// the threads. Every q[i] must have been built on `cosmo` (checked), q must not be empty, ells
 /// finite and >= 0 (InvalidArgument naming the parameter and its value).
-/// Cost: docs/benchmarks.md ("Tomographic Limber C_ell").
+/// T is double or cosmology::ParameterDual, as for limber_convergence_cl. Cost:
+/// docs/benchmarks.md ("Tomographic Limber C_ell").
 template <class T>
 TomographicSpectra<T> limber_tomography_cl(const cosmology::Cosmology<T>& cosmo,
                                            const std::vector<LensingEfficiency<T>>& q,
