@@ -49,6 +49,8 @@
 #include "diffpm/lensing/lensing_simulation.hpp"
 #include "diffpm/lensing/lightcone.hpp"
 #include "diffpm/lensing/limber.hpp"
+#include "diffpm/lensing/limber_quadrature.hpp"
+#include "diffpm/lensing/limber_tomography.hpp"
 #include "diffpm/lensing/plane.hpp"
 #include "diffpm/lensing/plane_interpolation.hpp"
 #include "diffpm/lensing/redshift_distribution.hpp"

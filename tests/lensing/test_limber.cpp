@@ -237,10 +237,13 @@ TEST_CASE("The Limber quadrature is converged", "[lensing][limber]") {
       for (std::size_t i = 0; i < ells.size(); ++i) m.add(a[i], b[i]);
       INFO(n.description() << " model " << static_cast<int>(model) << ": " << m.value());
       // Default (6 panels per e-fold of z above z = 1e-3, 6 halvings below; 384-440 nodes here)
-      // against 4x the panels and 2x the levels, ell = 0..30000: measured <= 1.2e-8 for the
-      // histogram and <= 1.2e-9 otherwise. (The weight dchi/dz is the slope of the cubic
-      // Hermite table of chi, whose kinks at the table's nodes limit Gauss-Legendre at ~1e-8.)
-      CHECK(m.value() < 2e-8);
+      // against 4x the panels and 2x the levels, ell = 0..30000: measured <= 2.7e-8 for the
+      // histogram and <= 1.2e-9 otherwise (the histogram gave 1.2e-8 with the earlier panels
+      // stretched to end at z_max, before they were put on a grid shared by all z_max;
+      // docs/cosmology.md). The weight dchi/dz is the slope of the cubic Hermite table of chi,
+      // whose kinks at the table's nodes, with the histogram's own, limit Gauss-Legendre at
+      // ~1e-8; with baryon wiggles the rule's error is 2e-7 either way (brute force below).
+      CHECK(m.value() < 5e-8);
     }
   }
 }
