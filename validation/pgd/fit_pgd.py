@@ -5,8 +5,9 @@ For every configuration of the ladder (particles N^3 in a box L, force mesh B N,
 script
 
 1. writes CAMB's linear z = 0 P(k) of the cosmology (massless neutrinos) to WORK/pk_camb.txt
-   and runs diffpm-sim with --pk-file, --sigma8 = CAMB's sigma8, --fixed-amplitude and
-   --save-particles to a_end = 1, 2/3 and 1/2 (z = 0, 0.5, 1), timing each run;
+   and runs diffpm-sim with --pk-file, --sigma8 = CAMB's sigma8, --fixed-amplitude,
+   --white-noise (w and -w) and --save-particles to a_end = 1, 2/3 and 1/2 (z = 0, 0.5, 1),
+   timing each run;
 2. takes the target P_EE2(k, z) = B_EE2(k, z) P_lin(k, z), B_EE2 EuclidEmulator2's boost at the
    bins' mean k and P_lin the linear power that diffpm-sim writes in power.csv (D1(a)^2 P_lin(k)
    averaged over the bin's modes: the same linear spectrum the run started from, so that the
@@ -15,17 +16,25 @@ script
        chi(alpha, k_l, k_s) = sum_{k_bin <= k_max} (P_pgd / P_EE2 - 1)^2,
    P_pgd from diffpm-pgd-power (one process per snapshot evaluates the sets);
 4. fits one (alpha, mu, k_l, k_s), alpha(a) = alpha a^mu, to the three redshifts together
-   (the sum of the three chi), started from the per-z fits;
+   (the sum of the three chi), started from the per-z fits (or, with --start, from given
+   numbers without per-z fits); k_l and k_s are bounded (see fit_config);
 5. writes the table (--csv), the per-z fits (--csv-per-z) and a figure per resolution
-   (--figure-dir/pgd_<spacing>mpc.png).
+   (--figure-dir/pgd_<spacing>mpc_B<B>.png).
 
 Simulations and fits are cached in WORK (a configuration is run or fitted again only with
---rerun / --refit). Everything is deterministic: diffpm-sim's seed is fixed and Nelder-Mead starts
-from fixed points.
+--rerun / --refit). Everything is deterministic: the white-noise pair is seeded and Nelder-Mead
+starts from fixed points. Every run is a paired-fixed pair (white noise w and -w, both with
+--fixed-amplitude); P is the pair's mean.
 
-Example (the table of docs/validation/pgd.md):
-  python validation/pgd/fit_pgd.py --sim build-fit/examples/diffpm-sim \
-      --driver build-pgd/diffpm-pgd-power --work /tmp/pgd-work \
+The calls behind docs/validation/pgd.md (ARGS="--sim build-fit/examples/diffpm-sim
+--driver build-pgd/diffpm-pgd-power --work $WORK"):
+  python validation/pgd/fit_pgd.py $ARGS --ladder 128:256:2:10,128:256:2:20 --sims-only \
+      --csv $WORK/x.csv
+  python validation/pgd/fit_pgd.py $ARGS --ladder 64:256:2:10,64:256:2:20 --maxfev 40 \
+      --maxfev-joint 40 --csv $WORK/t64.csv
+  python validation/pgd/fit_pgd.py $ARGS --ladder 128:256:2:10,128:256:2:20 \
+      --start 0.015,-2,0.45,1.0 --maxfev-joint 30 --csv $WORK/t128.csv
+  python validation/pgd/fit_pgd.py $ARGS \
       --ladder 64:256:2:10,64:256:2:20,128:256:2:10,128:256:2:20 \
       --csv validation/pgd/pgd_fits.csv --csv-per-z validation/pgd/pgd_fits_per_z.csv \
       --figure-dir docs/validation
@@ -316,7 +325,20 @@ def fit_config(args, cfg, pk_path, camb_info):
     k = drivers[0].k
     m = k <= cfg.k_max
 
+    # Bounds (the fit is degenerate without them: k_l -> 0 with k_s beyond the mesh Nyquist
+    # frequency moves the large scales too): 0.1 kN <= k_l <= 2 kN, 0.25 kN <= k_s <= B kN
+    # (beyond the mesh's Nyquist frequency the low-pass does nothing), |mu| <= 10.
+    kN_ = math.pi / cfg.spacing
+    lo, hi = np.log([0.1 * kN_, 0.25 * kN_]), np.log([2 * kN_, cfg.B * kN_])
+
+    def penalty(lk):
+        lk = np.asarray(lk)
+        return float(np.sum(np.maximum(lo - lk, 0) + np.maximum(lk - hi, 0)))
+
     def chi_one(i, alpha, k_l, k_s, mu=0.0):
+        pen = penalty(np.log([k_l, k_s])) + max(abs(mu) - 10, 0)
+        if pen > 0:
+            return 1e3 * (1 + pen)
         r = drivers[i].power(alpha, k_l, k_s, mu)[m] / targets[i][m]
         return float(np.sum((r - 1) ** 2))
 
@@ -378,6 +400,9 @@ def fit_config(args, cfg, pk_path, camb_info):
 
     def chi_all(x):
         alpha, mu, k_l, k_s = math.exp(x[0]), x[1], math.exp(x[2]), math.exp(x[3])
+        pen = penalty(x[2:]) + max(abs(mu) - 10, 0)
+        if pen > 0:
+            return 3e3 * (1 + pen)
         return sum(chi_one(i, alpha, k_l, k_s, mu) for i in range(len(A_ENDS)))
 
     res = minimize(chi_all, x0, method="Nelder-Mead",
