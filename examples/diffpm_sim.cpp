@@ -5,7 +5,7 @@
 //              [--steps S] [--a-start A0] [--a-end A1] [--lpt-order 1|2] [--seed SEED]
 //              [--white-noise FILE.npy] [--fixed-amplitude] [--precision float|double]
 //              [--threads T] [--backend cpu|cuda]
-//              [--stepper fastpm|leapfrog] [--pgd-params ALPHA,KL,KS[,MU]]
+//              [--stepper fastpm|leapfrog] [--pgd | --pgd-params ALPHA,KL,KS[,MU]]
 //              [--save-particles] [--save-density]
 //              [--lensing --fov DEG --pixels P --planes K (--z-source Z1,Z2,... | --nz FILE)...
 //               [--plane-cell C] [--random-shifts] [--random-orientations] [--shift-seed S]
@@ -22,7 +22,8 @@
 // (ell,cl,cl_limber_linear,cl_limber_halofit,n_modes: the map's binned C_ell and the Limber
 // theory averaged over the same modes).
 //
-// With --pgd-params, the particles that are measured and painted (power.csv, density.npy,
+// With --pgd (the parameters fitted for the run's resolution, nbody/pgd_calibration.hpp) or
+// --pgd-params, the particles that are measured and painted (power.csv, density.npy,
 // particles_x.npy and every lightcone plane) are first moved by the PGD small-scale correction
 // (nbody/pgd.hpp), at a_end and at each plane's a_i; with --loss-target, gradient.csv also has
 // dL/d(the four PGD parameters).
@@ -66,6 +67,7 @@
 #include "diffpm/measure/power_spectrum.hpp"
 #include "diffpm/model/forward_model.hpp"
 #include "diffpm/nbody/pgd.hpp"
+#include "diffpm/nbody/pgd_calibration.hpp"
 #include "diffpm/nbody/simulation.hpp"
 
 namespace {
@@ -105,7 +107,8 @@ struct Options {
   std::string out;
   int threads = 0;
   bool save_particles = false, save_density = false;
-  std::optional<diffpm::nbody::PgdParameters> pgd;  ///< --pgd-params
+  std::optional<diffpm::nbody::PgdParameters> pgd;  ///< --pgd-params, or --pgd's
+  bool pgd_calibrated = false;                      ///< --pgd
   bool help = false;
 };
 
@@ -155,6 +158,9 @@ void print_help() {
       "  --stepper S        fastpm (exact linear growth) or leapfrog [fastpm]\n"
       "  --precision P      float or double [%s]\n"
       "  --threads T        OpenMP and FFTW threads [all]\n"
+      "  --pgd              the PGD correction with the parameters fitted against\n"
+      "                     EuclidEmulator2 for this resolution (docs/validation/pgd.md;\n"
+      "                     z <= 1; an error names the calibrated resolutions) [off]\n"
       "  --pgd-params ALPHA,KL,KS[,MU]  move the particles that are measured and painted\n"
       "                     (power.csv, density, saved positions, lightcone planes) by the\n"
       "                     PGD correction (Dai, Feng & Seljak 2018): amplitude ALPHA a^MU,\n"
@@ -312,6 +318,10 @@ Options parse_arguments(int argc, char** argv) {
     }
     if (flag == "--lensing") {
       o.lensing = true;
+      continue;
+    }
+    if (flag == "--pgd") {
+      o.pgd_calibrated = true;
       continue;
     }
     if (flag == "--save-noise-gradient") {
@@ -481,6 +491,14 @@ Options parse_arguments(int argc, char** argv) {
     s.validate();
   } catch (const std::exception& e) {
     throw UsageError(library_message(e));
+  }
+  if (o.pgd_calibrated) {
+    if (o.pgd) throw UsageError("--pgd and --pgd-params both set the PGD parameters: give one");
+    try {
+      o.pgd = diffpm::nbody::find_pgd_calibration(o.sim).parameters;
+    } catch (const std::exception& e) {
+      throw UsageError("--pgd: " + library_message(e));
+    }
   }
   const bool loss = !o.loss_targets.empty();
   if (!loss && !o.loss_flag.empty()) throw UsageError(o.loss_flag + " needs --loss-target");
@@ -805,7 +823,8 @@ void run(const Options& o) {
               : diffpm::nbody::run_simulation<T>(cosmo, cfg, {}, {}, say);
   }
   if (!loss && o.pgd) {
-    say("PGD correction at a_end");
+    say("PGD correction at a_end: alpha " + format17(o.pgd->alpha) + ", k_l " +
+        format17(o.pgd->k_l) + ", k_s " + format17(o.pgd->k_s) + ", mu " + format17(o.pgd->mu));
     diffpm::mesh::ForceKernelOptions kernel = cfg.kernel;
     kernel.smoothing_scale = 0.0;
     diffpm::nbody::PgdCorrection<T> pgd(grid, kernel, 0,

@@ -71,6 +71,7 @@
 #include "diffpm/nbody/integrator.hpp"
 #include "diffpm/nbody/kick_drift.hpp"
 #include "diffpm/nbody/pgd.hpp"
+#include "diffpm/nbody/pgd_calibration.hpp"
 #include "diffpm/nbody/pm_force.hpp"
 #include "diffpm/nbody/reversible.hpp"
 #include "diffpm/nbody/simulation.hpp"

@@ -15,6 +15,7 @@
 #include "diffpm/io/fits.hpp"
 #include "diffpm/io/npy.hpp"
 #include "diffpm/lensing/angular_power.hpp"
+#include "diffpm/nbody/pgd_calibration.hpp"
 #include "support/run_program.hpp"
 
 namespace {
@@ -852,4 +853,39 @@ TEST_CASE("cli: diffpm-sim rejects bad --pgd-params naming the flag and value",
     CHECK(r.status == 2);
     CHECK(r.err.find(expect) != std::string::npos);
   }
+}
+
+TEST_CASE("cli: diffpm-sim --pgd takes the fitted parameters of a calibrated resolution",
+          "[cli][sim][pgd]") {
+  const TempDir dir;
+  // The first calibrated resolution, 64^3 particles (a few seconds in Release); --pgd must
+  // give the bytes of --pgd-params with the table's numbers.
+  const auto& c = diffpm::nbody::pgd_calibrations().front();
+  const std::string L = format17(64 * c.spacing), M = std::to_string(64 * c.mesh_ratio);
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"--box",     L,   "--particles", "64",
+                                    "--mesh",    M,   "--steps",     std::to_string(c.steps),
+                                    "--threads", "2", "--out",       (dir.path / out).string()};
+  };
+  const Result fitted = run_program(exe(), args("fitted") + std::vector<std::string>{"--pgd"});
+  INFO(fitted.err);
+  REQUIRE(fitted.status == 0);
+  CHECK(fitted.err.find("PGD correction at a_end: alpha " + format17(c.parameters.alpha)) !=
+        std::string::npos);
+  const std::string given = format17(c.parameters.alpha) + "," + format17(c.parameters.k_l) + "," +
+                            format17(c.parameters.k_s) + "," + format17(c.parameters.mu);
+  const Result explicit_params =
+      run_program(exe(), args("given") + std::vector<std::string>{"--pgd-params", given});
+  REQUIRE(explicit_params.status == 0);
+  CHECK(file_bytes(dir.path / "fitted" / "power.csv") ==
+        file_bytes(dir.path / "given" / "power.csv"));
+  // Not calibrated: the small run of the other tests; and both flags at once.
+  const Result other =
+      run_program(exe(), small((dir.path / "x").string()) + std::vector<std::string>{"--pgd"});
+  CHECK(other.status == 2);
+  CHECK(other.err.find("--pgd: PGD calibration: no entry for 15.6") != std::string::npos);
+  const Result both = run_program(
+      exe(), args("both") + std::vector<std::string>{"--pgd", "--pgd-params", "0.1,0.1,1"});
+  CHECK(both.status == 2);
+  CHECK(both.err.find("--pgd and --pgd-params") != std::string::npos);
 }

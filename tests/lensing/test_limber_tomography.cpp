@@ -113,7 +113,11 @@ TEST_CASE("Tomographic C_ell equals the single-pair function for every pair",
   const auto bins = test_bins();
   SECTION("double") { check_pairs_equal_single(Cosmology<double>(p), bins); }
   SECTION("all parameter derivatives") {
-    check_pairs_equal_single(Cosmology<ParameterDual>(seed_parameters(p)), bins);
+    // Four of the bins (a repeated z_max, the histogram, the one below z = 1e-3): the pairs
+    // of all eight in dual arithmetic took 16 minutes in the sanitizer build, and these four
+    // exercise every way two bins' panels can relate.
+    const std::vector<SourceDistribution> some = {bins[1], bins[2], bins[4], bins[6]};
+    check_pairs_equal_single(Cosmology<ParameterDual>(seed_parameters(p)), some);
   }
 }
 

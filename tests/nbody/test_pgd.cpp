@@ -10,6 +10,7 @@
 
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/nbody/pgd.hpp"
+#include "diffpm/nbody/pgd_calibration.hpp"
 #include "diffpm/particles/cic.hpp"
 
 using namespace diffpm;
@@ -382,4 +383,41 @@ TEST_CASE("PGD rejects bad parameters and inputs with a clear error", "[nbody][p
   CHECK_THROWS_WITH(nbody::PgdCorrection<double>(grid, smooth), Contains("smoothing scale = 1"));
   CHECK_THROWS_WITH(pgd.apply(Positions<double>{}, {0.5, 0.1, 1.0, 0.0}, 1.0, y),
                     Contains("no particles"));
+}
+
+TEST_CASE("PGD calibrations: each entry is found by its own run, others are refused",
+          "[nbody][pgd][errors]") {
+  REQUIRE_FALSE(nbody::pgd_calibrations().empty());
+  for (const auto& c : nbody::pgd_calibrations()) {
+    c.parameters.validate();
+    CHECK(c.parameters.alpha > 0.0);
+    CHECK(c.parameters.k_l < c.parameters.k_s);
+    nbody::SimulationConfig cfg;
+    const int n = 64;
+    const double L = c.spacing * n;
+    cfg.box = {L, L, L};
+    cfg.particles = {n, n, n};
+    cfg.mesh = {c.mesh_ratio * n, c.mesh_ratio * n, c.mesh_ratio * n};
+    cfg.steps = c.steps;
+    cfg.a_start = 0.05;
+    const auto& found = nbody::find_pgd_calibration(cfg);
+    CHECK(&found == &c);
+    // The same spacing from another lattice (the table is per spacing, not per N).
+    cfg.particles = {2 * n, 2 * n, 2 * n};
+    cfg.mesh = {2 * c.mesh_ratio * n, 2 * c.mesh_ratio * n, 2 * c.mesh_ratio * n};
+    cfg.box = {2 * L, 2 * L, 2 * L};
+    CHECK(&nbody::find_pgd_calibration(cfg) == &c);
+    auto other = cfg;
+    other.a_start = 0.1;
+    CHECK_THROWS_WITH(nbody::find_pgd_calibration(other), Catch::Contains("a_start = 0.1"));
+    other = cfg;
+    other.steps = c.steps + 1;
+    CHECK_THROWS_WITH(nbody::find_pgd_calibration(other), Catch::Contains("no entry for"));
+    other = cfg;
+    other.box = {1.5 * other.box[0], 1.5 * other.box[0], 1.5 * other.box[0]};
+    CHECK_THROWS_WITH(nbody::find_pgd_calibration(other), Catch::Contains("calibrated: "));
+    other = cfg;
+    other.kernel.gradient = mesh::GradientKernel::finite_difference_2;
+    CHECK_THROWS_AS(nbody::find_pgd_calibration(other), InvalidArgument);
+  }
 }
