@@ -60,7 +60,8 @@ Options parse(int argc, char** argv) {
       o.box = parse_number(flag, value());
     } else if (flag == "--mesh") {
       const double m = parse_number(flag, value());
-      if (m != std::floor(m) || m < 2 || m > 4096) throw UsageError("--mesh must be an integer in [2, 4096]");
+      if (m != std::floor(m) || m < 2 || m > 4096)
+        throw UsageError("--mesh must be an integer in [2, 4096]");
       o.mesh = int(m);
     } else if (flag == "--a") {
       o.a = parse_number(flag, value());
@@ -100,7 +101,8 @@ void run(const Options& o) {
   for (std::size_t i = 0; i < x.size(); ++i)
     for (int d = 0; d < 3; ++d) {
       const double v = raw[3 * i + d];
-      if (!std::isfinite(v)) throw UsageError("--particles: position " + std::to_string(i) + " is not finite");
+      if (!std::isfinite(v))
+        throw UsageError("--particles: position " + std::to_string(i) + " is not finite");
       x[i][d] = T(v);
     }
 
