@@ -11,21 +11,13 @@
 #include <string>
 
 #include "diffpm/cosmology/cosmology.hpp"
+#include "parameters.hpp"
 
 using namespace diffpm::cosmology;
 
 namespace {
 
-template <class T>
-Parameters<T> parameters();
-template <>
-Parameters<double> parameters<double>() {
-  return Parameters<double>{};
-}
-template <>
-Parameters<ParameterDual> parameters<ParameterDual>() {
-  return seed_parameters(Parameters<double>{});
-}
+using bench::parameters;
 template <class T>
 void BM_build_cosmology(benchmark::State& state) {
   const auto p = parameters<T>();

@@ -16,22 +16,14 @@
 #include "diffpm/core/openmp.hpp"
 #include "diffpm/lensing/limber.hpp"
 #include "diffpm/lensing/limber_tomography.hpp"
+#include "parameters.hpp"
 
 using namespace diffpm::cosmology;
 using namespace diffpm::lensing;
 
 namespace {
 
-template <class T>
-Parameters<T> parameters();
-template <>
-Parameters<double> parameters<double>() {
-  return Parameters<double>{};
-}
-template <>
-Parameters<ParameterDual> parameters<ParameterDual>() {
-  return seed_parameters(Parameters<double>{});
-}
+using bench::parameters;
 
 /// 10 Gaussian bins, means 0.3..2.1, widths 0.05..0.23 (each its own z_max = mean + 9 sigma, up
 /// to 4.17: the shared call then has 9 cut panels besides the common grid).
