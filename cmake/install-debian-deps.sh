@@ -5,9 +5,11 @@
 set -euo pipefail
 
 # libcfitsio-dev and zlib1g-dev: FITS and PNG maps (io/fits.hpp, io/png.hpp); python3-astropy:
-# the fits_astropy test (DIFFPM_TEST_ASTROPY), which reads our FITS files with astropy.
+# the fits_astropy test (DIFFPM_TEST_ASTROPY), which reads our FITS files with astropy;
+# python3-dev and python3-venv: the Python package (pip install . in a virtual environment needs
+# Python's headers to build the extension module, and Debian's python3 has no venv without it).
 packages=(build-essential cmake pkg-config libeigen3-dev libfftw3-dev catch2 libbenchmark-dev
-          libcfitsio-dev zlib1g-dev python3-astropy)
+          libcfitsio-dev zlib1g-dev python3-astropy python3-dev python3-venv)
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-debian-deps: apt-get not found; install these packages by hand:" >&2
