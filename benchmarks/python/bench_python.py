@@ -7,7 +7,8 @@ One forward-and-gradient run of the field-level loss
       -> L = 1/2 sum_cells (delta - t)^2,   gradient with respect to theta and w,
 
 at 64^3 particles on a 64^3 force mesh in a 256 Mpc/h box, float32, timed three ways in one
-process, interleaved (one run of each per round, so that a load on the machine hits all three):
+process, interleaved (one run of each per round, in an order that rotates, so that a load on the machine hits
+all of them):
 
   cpp     model::ForwardModel's forward() and gradient() called from C++ in a loop
           (diffpm.Model._time_density_loss: no Python, no registry, no copies);
@@ -66,7 +67,7 @@ def main():
 
     def python_run():
         out = model.forward(theta, noise)
-        model.gradient(density_bar=out["density"] - target)
+        return model.gradient(density_bar=out["density"] - target)["noise"]
 
     def loss(th, w):
         d = forward(th, w)["density"]
@@ -102,18 +103,26 @@ def main():
     model._time_density_loss(theta, noise, target, 1)  # warm-up: page faults, FFTW plans
     python_run()
     jax.block_until_ready(jax_run(theta_j, noise_j))
-    for _ in range(args.rounds):
-        times["cpp"] += model._time_density_loss(theta, noise, target, 1)
-        t0 = time.perf_counter()
-        python_run()
-        times["python"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        jax.block_until_ready(jax_run(theta_j, noise_j))
-        times["jax"].append(time.perf_counter() - t0)
-        if jaxpm_run is not None:
+    def cpp_once():
+        return model._time_density_loss(theta, noise, target, 1)[0]
+
+    def timed(run):
+        def once():
             t0 = time.perf_counter()
-            jax.block_until_ready(jaxpm_run(*jargs))
-            times["jaxpm"].append(time.perf_counter() - t0)
+            jax.block_until_ready(run())
+            return time.perf_counter() - t0
+        return once
+
+    paths = {"cpp": cpp_once, "python": timed(python_run),
+             "jax": timed(lambda: jax_run(theta_j, noise_j))}
+    if jaxpm_run is not None:
+        paths["jaxpm"] = timed(lambda: jaxpm_run(*jargs))
+    names = list(paths)
+    for r in range(args.rounds):
+        # The order rotates from round to round: what runs after JaxPM pays for XLA's threads
+        # winding down, and no path should always be the one that does.
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            times[k].append(paths[k]())
 
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {

@@ -76,9 +76,14 @@ class ForwardModel:
     "density" (the force mesh) if it has final_density, in the model's precision (a double
     model needs ``jax.config.update("jax_enable_x64", True)``). With lensing, the gradient's
     Omega_k entry is NaN (the lightcone is flat-sky; see diffpm.Model.gradient).
+
+    nan_on_failure=True: a point the model refuses while running (a parameter out of range, a
+    white noise so large that a particle would drift beyond what the fixed-point state holds)
+    gives NaN outputs and a NaN gradient instead of an error, so that a sampler (NUTS's
+    step-size search, say) rejects it as a divergence instead of stopping. Default: the error.
     """
 
-    def __init__(self, *args, model=None, **kwargs):
+    def __init__(self, *args, model=None, nan_on_failure=False, **kwargs):
         _register()
         if model is None:
             model = _core.Model(*args, **kwargs)
@@ -86,7 +91,7 @@ class ForwardModel:
             raise ValueError("diffpm: give either model= or the arguments of diffpm.Model")
         self.model = model
         self.dtype = np.dtype(model.dtype)
-        self._function = _model_function(model)
+        self._function = _model_function(model, bool(nan_on_failure))
 
     def __call__(self, theta, noise):
         if self.dtype == np.float64 and not jax.config.jax_enable_x64:
@@ -113,12 +118,13 @@ class ForwardModel:
         return jnp.asarray(self.model.white_noise(seed))
 
 
-def _model_function(model):
+def _model_function(model, nan_on_failure):
     dtype = np.dtype(model.dtype)
     kshape = model.kappa_shape
     dshape = model.density_shape
     nshape = tuple(model.noise_shape)
     model_id = np.int64(model.id)
+    nan_flag = np.int64(nan_on_failure)
     # Outputs the model does not have travel as one zero and are dropped.
     out_types = (
         jax.ShapeDtypeStruct(kshape or (1,), dtype),
@@ -131,7 +137,7 @@ def _model_function(model):
         # neither dropped nor merged with another; a call without a gradient is pure.
         return jax.ffi.ffi_call(
             _FORWARD, out_types, has_side_effect=record, vmap_method="sequential"
-        )(theta, noise, model_id=model_id, record=np.int64(record))
+        )(theta, noise, model_id=model_id, record=np.int64(record), nan_on_failure=nan_flag)
 
     def pack(kappa, density):
         out = {}
@@ -160,7 +166,8 @@ def _model_function(model):
             (jax.ShapeDtypeStruct((8,), theta_like.dtype), jax.ShapeDtypeStruct(nshape, dtype)),
             has_side_effect=True,
             vmap_method="sequential",
-        )(handle, kappa_bar.astype(dtype), density_bar.astype(dtype), model_id=model_id)
+        )(handle, kappa_bar.astype(dtype), density_bar.astype(dtype), model_id=model_id,
+          nan_on_failure=nan_flag)
         return theta_bar, noise_bar
 
     function.defvjp(function_fwd, function_bwd)

@@ -58,8 +58,9 @@ class ModelEntryBase {
   virtual void release(std::uint64_t handle) = 0;
   virtual std::size_t recorded_runs() const = 0;
   /// The C++ baseline of benchmarks/python/: `repeats` runs of forward + gradient of
-  /// L = 1/2 sum (density - target)^2 on a model::ForwardModel of this entry's configuration,
-  /// called directly (no registry, no copies); the wall time of each run in seconds.
+  /// L = 1/2 sum (density - target)^2 on a model::ForwardModel of this entry's configuration
+  /// (one for all calls), called directly (no registry, no copies); each run's wall time in
+  /// seconds.
   virtual std::vector<double> time_density_loss(const double* theta, const void* noise,
                                                 const void* target, int repeats) = 0;
 

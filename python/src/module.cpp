@@ -8,6 +8,10 @@ namespace nb = nanobind;
 NB_MODULE(_core, m) {
   m.doc() = "diffpm's C++ core (use the package diffpm and diffpm.jax)";
   m.attr("__version__") = diffpm::version;
+  // A Model referenced from another library's module-level cache (NumPyro keeps the jitted
+  // functions of its samplers, and with them the model, until the interpreter exits) is still
+  // alive at teardown; nanobind would report it as leaked although nothing is lost.
+  nb::set_leak_warnings(false);
 
   // InvalidArgument derives from std::invalid_argument: nanobind raises ValueError for it. The
   // others get Python's nearest meaning.

@@ -126,6 +126,25 @@ def test_model_lives_as_long_as_a_function_that_holds_it():
         jax.block_until_ready(g(theta, noise))
 
 
+def test_nan_on_failure_lets_a_sampler_reject_the_point():
+    f = make(nan_on_failure=True)
+    noise = f.white_noise(1)
+
+    def loss(t, w):
+        return jnp.sum(f(t, w)["kappa"] ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    for bad_theta, bad_noise in [(djax.parameters(Omega_c=-0.1), noise),  # refused parameter
+                                 (djax.parameters(), noise * 1e6)]:  # drift beyond the state
+        value, (gt, gw) = grad(bad_theta, bad_noise)
+        assert np.isnan(value) and np.isnan(gt).all() and np.isnan(gw).all()
+    value, (gt, gw) = grad(djax.parameters(), noise)  # and the model goes on
+    assert np.isfinite(value) and np.isfinite(gw).all()
+    assert f.model.recorded_runs == 0
+    with pytest.raises(Exception, match="Omega_c = -0.1"):  # without the option: the error
+        jax.block_until_ready(make()(djax.parameters(Omega_c=-0.1), noise))
+
+
 def test_errors():
     f = make()
     noise = f.white_noise(1)
