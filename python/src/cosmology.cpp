@@ -6,7 +6,9 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <deque>
 #include <memory>
+#include <string>
 
 #include "common.hpp"
 #include "parameters.hpp"
@@ -106,68 +108,43 @@ void bind_cosmology(nb::module_& m) {
       },
       "The eight parameters in the order of diffpm.PARAMETERS.");
 
-  nb::class_<PyCosmology>(m, "Cosmology",
-                          "Background, growth and sigma8-normalised linear power of one set of "
-                          "parameters (lengths in Mpc/h, wavenumbers in h/Mpc).")
-      .def(nb::init<const dc::Parameters<double>&, const std::string&>(), nb::arg("parameters"),
-           nb::arg("transfer") = "eisenstein_hu")
+  nb::class_<PyCosmology> cls(m, "Cosmology",
+                              "Background, growth and sigma8-normalised linear power of one set "
+                              "of parameters (lengths in Mpc/h, wavenumbers in h/Mpc).");
+  cls.def(nb::init<const dc::Parameters<double>&, const std::string&>(), nb::arg("parameters"),
+          nb::arg("transfer") = "eisenstein_hu")
       .def_prop_ro("parameters", &PyCosmology::parameters)
-      .def_prop_ro("transfer", &PyCosmology::transfer)
-      .def(
-          "E",
-          [](PyCosmology& c, nb::handle a, bool d) {
-            return c.map(a, d, [](const auto& cc, const auto& x) { return cc.E(x); });
-          },
-          nb::arg("a"), nb::arg("derivatives") = false,
-          (std::string("H(a)/H0. ") + kMapDoc).c_str())
-      .def(
-          "comoving_distance",
-          [](PyCosmology& c, nb::handle a, bool d) {
-            return c.map(a, d,
-                         [](const auto& cc, const auto& x) { return cc.comoving_distance(x); });
-          },
-          nb::arg("a"), nb::arg("derivatives") = false,
-          (std::string("chi(a) in Mpc/h. ") + kMapDoc).c_str())
-      .def(
-          "scale_factor_at_distance",
-          [](PyCosmology& c, nb::handle chi, bool d) {
-            return c.map(chi, d, [](const auto& cc, const auto& x) {
-              return cc.scale_factor_at_distance(x);
-            });
-          },
-          nb::arg("chi"), nb::arg("derivatives") = false,
-          (std::string("a(chi), chi in Mpc/h. ") + kMapDoc).c_str())
-      .def(
-          "growth_factor",
-          [](PyCosmology& c, nb::handle a, bool d) {
-            return c.map(a, d, [](const auto& cc, const auto& x) { return cc.growth_factor(x); });
-          },
-          nb::arg("a"), nb::arg("derivatives") = false,
-          (std::string("D1(a), normalised to D1(1) = 1. ") + kMapDoc).c_str())
-      .def(
-          "growth_rate",
-          [](PyCosmology& c, nb::handle a, bool d) {
-            return c.map(a, d, [](const auto& cc, const auto& x) { return cc.growth_rate(x); });
-          },
-          nb::arg("a"), nb::arg("derivatives") = false,
-          (std::string("f1(a) = dln D1/dln a. ") + kMapDoc).c_str())
-      .def(
-          "growth_factor_2",
-          [](PyCosmology& c, nb::handle a, bool d) {
-            return c.map(a, d, [](const auto& cc, const auto& x) { return cc.growth_factor_2(x); });
-          },
-          nb::arg("a"), nb::arg("derivatives") = false,
-          (std::string("D2(a), the second-order growth factor. ") + kMapDoc).c_str())
-      .def(
-          "linear_power",
-          [](PyCosmology& c, nb::handle k, double a, bool d) {
-            return c.map(k, d, [a](const auto& cc, const auto& kk) {
-              using S = std::decay_t<decltype(kk)>;
-              return cc.linear_power(value_of(kk), S(a));
-            });
-          },
-          nb::arg("k"), nb::arg("a") = 1.0, nb::arg("derivatives") = false,
-          (std::string("P_lin(k, a) in (Mpc/h)^3, k in h/Mpc. ") + kMapDoc).c_str());
+      .def_prop_ro("transfer", &PyCosmology::transfer);
+  // One element-wise function of the background or growth: f(cosmology, x), values or duals.
+  auto def_map = [&cls](const char* name, const char* arg, const char* what, auto f) {
+    static std::deque<std::string> docs;  // nanobind keeps the pointer: the text must outlive it
+    docs.push_back(std::string(what) + " " + kMapDoc);
+    cls.def(
+        name, [f](PyCosmology& c, nb::handle x, bool d) { return c.map(x, d, f); }, nb::arg(arg),
+        nb::arg("derivatives") = false, docs.back().c_str());
+  };
+  def_map("E", "a", "H(a)/H0.", [](const auto& c, const auto& x) { return c.E(x); });
+  def_map("comoving_distance", "a", "chi(a) in Mpc/h.",
+          [](const auto& c, const auto& x) { return c.comoving_distance(x); });
+  def_map("scale_factor_at_distance", "chi", "a(chi), chi in Mpc/h.",
+          [](const auto& c, const auto& x) { return c.scale_factor_at_distance(x); });
+  def_map("growth_factor", "a", "D1(a), normalised to D1(1) = 1.",
+          [](const auto& c, const auto& x) { return c.growth_factor(x); });
+  def_map("growth_rate", "a", "f1(a) = dln D1/dln a.",
+          [](const auto& c, const auto& x) { return c.growth_rate(x); });
+  def_map("growth_factor_2", "a", "D2(a), the second-order growth factor.",
+          [](const auto& c, const auto& x) { return c.growth_factor_2(x); });
+  static const std::string power_doc =
+      std::string("P_lin(k, a) in (Mpc/h)^3, k in h/Mpc. ") + kMapDoc;
+  cls.def(
+      "linear_power",
+      [](PyCosmology& c, nb::handle k, double a, bool d) {
+        return c.map(k, d, [a](const auto& cc, const auto& kk) {
+          using S = std::decay_t<decltype(kk)>;
+          return cc.linear_power(value_of(kk), S(a));
+        });
+      },
+      nb::arg("k"), nb::arg("a") = 1.0, nb::arg("derivatives") = false, power_doc.c_str());
 }
 
 }  // namespace diffpm::python
