@@ -453,6 +453,10 @@ void bind_model(nb::module_& m) {
           [](PyModel& self, nb::object kappa_bar, nb::object density_bar,
              std::optional<std::uint64_t> run) {
             const std::uint64_t h = run ? *run : self.last_run();
+            if (h == 0) {
+              throw InvalidArgument(
+                  "model gradient: no recorded run (call forward(..., record=True) first)");
+            }
             if (self.shapes().is_double) return gradient_t<double>(self, h, kappa_bar, density_bar);
             return gradient_t<float>(self, h, kappa_bar, density_bar);
           },

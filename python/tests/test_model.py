@@ -114,6 +114,8 @@ def test_collected_model_is_unregistered():
 def test_bad_input():
     model = lensing_model()
     w = model.white_noise(1)
+    with pytest.raises(ValueError, match=r"no recorded run \(call forward"):
+        model.gradient(kappa_bar=np.zeros(model.kappa_shape))
     with pytest.raises(ValueError, match=r"white_noise has shape \(8, 8, 8\)"):
         model.forward(diffpm.Parameters(), np.zeros((8, 8, 8), np.float32))
     with pytest.raises(ValueError, match="sigma8 = -1"):
