@@ -170,7 +170,7 @@ T cast_option(nb::handle value, const std::string& name, const char* expected) {
 template <class T>
 std::array<T, 3> cast_triple(nb::handle value, const std::string& name) {
   const char* expected = std::is_integral_v<T> ? "an integer or three" : "a number or three";
-  if (nb::isinstance<nb::int_>(value) || nb::isinstance<nb::float_>(value)) {
+  if (!nb::hasattr(value, "__len__")) {  // a Python or NumPy scalar
     const T v = cast_option<T>(value, name, expected);
     return {v, v, v};
   }

@@ -86,6 +86,12 @@ def test_zero_copy_outputs_own_their_memory():
     assert x.flags["C_CONTIGUOUS"] and not x.flags["OWNDATA"] and np.isfinite(x).all()
 
 
+def test_numpy_scalars_and_sequences_configure():
+    cfg = diffpm.SimulationConfig(box=np.float32(100.0), particles=np.int64(8),
+                                  mesh=np.array([16, 16, 32]))
+    assert cfg.box == [100.0] * 3 and cfg.particles == [8] * 3 and cfg.mesh == [16, 16, 32]
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="unknown option 'mseh'.*did you mean 'mesh'"):
         diffpm.SimulationConfig(mseh=64)
