@@ -52,8 +52,6 @@ class ModelEntry final : public ModelEntryBase {
     shapes_.is_double = std::is_same_v<T, double>;
   }
 
-  const model::ModelConfig& config() const { return cfg_; }
-  const cosmology::Parameters<double>& base() const { return base_; }
   mesh::Grid lattice() const { return mesh::Grid(cfg_.simulation.particles, cfg_.simulation.box); }
 
   std::uint64_t forward(const double* theta, const void* noise, void* kappa, void* density,

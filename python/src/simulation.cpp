@@ -65,6 +65,14 @@ nb::ndarray<nb::numpy, T> maps_to(std::vector<lensing::Map<T>>&& maps) {
   return to_numpy<T>(std::move(all), {s, p, p});
 }
 
+/// The caller's white noise on cfg's lattice, or none (the run takes cfg.seed's).
+template <class T>
+std::optional<mesh::RealField<T>> white_noise_or_seed(nb::object noise,
+                                                      const SimulationConfig& cfg) {
+  if (noise.is_none()) return std::nullopt;
+  return field_from<T>(as_array<T>(noise), mesh::Grid(cfg.particles, cfg.box), "white_noise");
+}
+
 /// The simulation's result as a dict of arrays (no copies).
 template <class T>
 nb::dict result_dict(nbody::SimulationResult<T>&& r) {
@@ -80,16 +88,14 @@ nb::dict simulate_t(const cosmology::Parameters<double>& params, const Simulatio
                     nb::object noise, const std::optional<nbody::PgdParameters>& pgd) {
   cosmology::validate(params);
   cfg.validate();
-  const mesh::Grid lattice(cfg.particles, cfg.box);
-  std::optional<mesh::RealField<T>> w;
-  if (!noise.is_none()) w = field_from<T>(as_array<T>(noise), lattice, "white_noise");
+  if (pgd) pgd->validate("pgd");  // before the run, not after it
+  const auto w = white_noise_or_seed<T>(noise, cfg);
   nbody::SimulationResult<T> r;
   {
     nb::gil_scoped_release release;
     const cosmology::Cosmology<double> cosmo(params);
     r = w ? nbody::run_simulation<T>(cosmo, cfg, *w) : nbody::run_simulation<T>(cosmo, cfg);
     if (pgd) {
-      pgd->validate("pgd");
       mesh::ForceKernelOptions kernel = cfg.kernel;
       kernel.smoothing_scale = 0.0;
       nbody::PgdCorrection<T> correction(mesh::Grid(cfg.mesh, cfg.box), kernel, 0,
@@ -169,9 +175,7 @@ nb::dict lensing_t(const cosmology::Parameters<double>& params, const Simulation
   cosmology::validate(params);
   cfg.validate();
   const auto src = to_sources(sources);
-  const mesh::Grid lattice(cfg.particles, cfg.box);
-  std::optional<mesh::RealField<T>> w;
-  if (!noise.is_none()) w = field_from<T>(as_array<T>(noise), lattice, "white_noise");
+  const auto w = white_noise_or_seed<T>(noise, cfg);
   lensing::LensingResult<T> r;
   {
     nb::gil_scoped_release release;
